@@ -1,0 +1,1 @@
+"""The chart's static templates: copied verbatim into every build, never generated."""

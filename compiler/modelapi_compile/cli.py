@@ -1,0 +1,160 @@
+"""Command line: parse options, call the pipeline, report problems, choose the exit status.
+
+Exit status: 0 success, 1 invalid input or output (or drift under --check), 2 usage error,
+3 internal error. Heavy modules are imported inside commands so `--version` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .problems import SpecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_INVALID, EXIT_INTERNAL = 1, 3
+
+
+def _report(error: SpecError, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps({"valid": False,
+                               "problems": [p.as_dict() for p in error.problems]}, indent=2))
+    else:
+        for problem in error.problems:
+            click.echo(problem.render(), err=True)
+        count = len(error.problems)
+        click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+
+
+def _guarded(func: F) -> F:
+    """Turn user errors into exit 1 and bugs into exit 3, never a traceback by default."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        context = click.get_current_context()
+        debug = bool(context.find_root().params.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except SpecError as error:
+            _report(error, kwargs.get("output", "text"))
+            sys.exit(EXIT_INVALID)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a bug: say so in one line
+            if debug:
+                traceback.print_exc()
+            click.echo(f"modelapi-compile: internal error: {type(error).__name__}: {error}. "
+                       "This is a bug; please report it with the spec and --debug output.",
+                       err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+SPEC_OPTION = click.option("-f", "--file", "spec", required=True, metavar="SPEC",
+                           help="the stack spec (YAML); - for stdin")
+OUTPUT_OPTION = click.option("--output", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True, help="how to report problems")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelapi-compile")
+@click.option("--debug", is_flag=True, help="show tracebacks of internal errors")
+def cli(debug: bool) -> None:
+    """Compile a stack spec of model APIs and agents into Helm, Kustomize and GitOps files."""
+
+
+@cli.command()
+@SPEC_OPTION
+@OUTPUT_OPTION
+@_guarded
+def validate(spec: str, output: str) -> None:
+    """Check the spec alone; exit 0 when valid, 1 when not."""
+    from .validate import load_spec
+
+    validated = load_spec(spec)
+    if output == "json":
+        click.echo(json.dumps({"valid": True, "problems": []}, indent=2))
+    else:
+        envs = ", ".join(e.name for e in validated.environments)
+        click.echo(f"{spec}: valid ({len(validated.stack.spec.model_apis)} modelAPIs, "
+                   f"{len(validated.stack.spec.agents)} agents; environments: {envs})")
+
+
+@cli.command()
+@SPEC_OPTION
+@click.option("-o", "--output-dir", "out", required=True, type=click.Path(file_okay=False),
+              help="folder to write (the GitOps repo path)")
+@click.option("--check", is_flag=True, help="write nothing; exit 1 with a diff if DIR is stale")
+@click.option("--force", is_flag=True, help="overwrite hand-edited or foreign files")
+@click.option("--no-helm", is_flag=True, help="skip the Helm render check even if Helm exists")
+@OUTPUT_OPTION
+@_guarded
+def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: str) -> None:
+    """Compile SPEC and write (or, with --check, compare) the output folder."""
+    from . import output as writer
+    from .pipeline import compile_spec
+
+    compiled = compile_spec(spec, use_helm=not no_helm)
+    root = Path(out)
+    spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
+    manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name)
+    changes = writer.plan_changes(root, compiled.files, manifest)
+    if check:
+        if changes:
+            click.echo(writer.unified_diff(changes), nl=False)
+            click.echo(f"{out} is out of date: {len(changes)} file(s) differ; "
+                       f"run: modelapi-compile build -f {spec} -o {out}", err=True)
+            sys.exit(EXIT_INVALID)
+        click.echo(f"{out} is up to date ({len(compiled.files)} files)")
+        return
+    writer.check_ownership(root, compiled.files, force=force)
+    writer.apply_changes(root, changes)
+    click.echo(f"wrote {out}: {len(compiled.files)} files, {len(changes)} changed")
+
+
+@cli.command()
+@SPEC_OPTION
+@click.option("-o", "--output-dir", "out", required=True, type=click.Path(file_okay=False))
+@click.option("--no-helm", is_flag=True, help="skip the Helm render check even if Helm exists")
+@_guarded
+def diff(spec: str, out: str, no_helm: bool) -> None:
+    """Show what `build` would change in DIR (exit 0 either way)."""
+    from . import output as writer
+    from .pipeline import compile_spec
+
+    compiled = compile_spec(spec, use_helm=not no_helm)
+    manifest = writer.manifest_text(compiled.files, Path(spec).read_bytes(), Path(spec).name)
+    click.echo(writer.unified_diff(writer.plan_changes(Path(out), compiled.files, manifest)),
+               nl=False)
+
+
+@cli.command()
+@SPEC_OPTION
+@click.option("--env", "environment", required=True, help="environment name")
+@_guarded
+def template(spec: str, environment: str) -> None:
+    """Print what `helm template` renders for ENV."""
+    from .template import render_environment
+
+    click.echo(render_environment(spec, environment), nl=False)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the stack spec."""
+    from .spec_schema import spec_schema_text
+
+    click.echo(spec_schema_text(), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="modelapi-compile")

@@ -1,0 +1,216 @@
+"""The Kubernetes objects of one environment, built from its resolved values.
+
+These are the compiler's own objects: the Kustomize base and overlays are made of them, the
+verify stage validates them, and the chart's templates (chart/templates/) must render
+exactly these from the same values, which the verify stage checks against real Helm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ..resolved import K8s, ResolvedStack, Workload
+
+MANAGED_BY = "modelapi-compile"
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+# Config, identities and volumes first, so workloads never start without them.
+EARLY_WAVE = {SYNC_WAVE: "-1"}
+
+
+def fullname(stack: str, name: str) -> str:
+    return f"{stack}-{name}"
+
+
+def selector_labels(stack: str, name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/instance": stack, "app.kubernetes.io/name": name}
+
+
+def labels(stack: str, name: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/component": component,
+        **selector_labels(stack, name),
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": stack,
+    }
+
+
+def _metadata(name: str, namespace: str, object_labels: dict[str, str],
+              annotations: dict[str, str] | None = None) -> K8s:
+    meta: K8s = {"name": name, "namespace": namespace, "labels": object_labels}
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def build_objects(resolved: ResolvedStack) -> list[K8s]:
+    """Every object of the environment, in a stable order."""
+    values = resolved.values
+    stack, namespace = values.stack, resolved.namespace
+    objects: list[K8s] = []
+    if values.network_policy:
+        objects += stack_network_policies(stack, namespace)
+    for name, workload in values.workloads.items():
+        objects += workload_objects(stack, namespace, name, workload,
+                                    values.network_policy, values.monitoring)
+    return objects
+
+
+def stack_network_policies(stack: str, namespace: str) -> list[K8s]:
+    common = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": stack}
+    deny = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _metadata(f"{stack}-default-deny", namespace, common),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+    dns = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _metadata(f"{stack}-allow-dns", namespace, common),
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": stack}},
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"namespaceSelector": {"matchLabels": {
+                            "kubernetes.io/metadata.name": "kube-system"}},
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+            }],
+        },
+    }
+    return [deny, dns]
+
+
+def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
+                     network_policy: bool, monitoring: Any) -> list[K8s]:
+    full = fullname(stack, name)
+    own_labels = labels(stack, name, workload.component)
+    objects = [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _metadata(full, namespace, own_labels, EARLY_WAVE),
+         "automountServiceAccountToken": False},
+    ]
+    if workload.config:
+        objects.append({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _metadata(f"{full}-config", namespace, own_labels, EARLY_WAVE),
+            "data": {workload.config.file_name: workload.config.content},
+        })
+    if workload.persistence:
+        objects.append(_claim(full, namespace, own_labels, workload))
+    objects.append(_deployment(stack, namespace, name, workload))
+    objects.append({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _metadata(full, namespace, own_labels),
+        "spec": {"type": "ClusterIP", "selector": selector_labels(stack, name),
+                 "ports": [{"name": "http", "port": workload.port, "targetPort": "http",
+                            "protocol": "TCP"}]},
+    })
+    if workload.replicas > 1:
+        objects.append({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": _metadata(full, namespace, own_labels),
+            "spec": {"maxUnavailable": 1,
+                     "selector": {"matchLabels": selector_labels(stack, name)}},
+        })
+    if network_policy:
+        objects.append(_network_policy(stack, namespace, name, workload))
+    if monitoring.enabled and workload.metrics_path:
+        objects.append(_service_monitor(stack, namespace, name, workload, monitoring))
+    return objects
+
+
+def _claim(full: str, namespace: str, own_labels: dict[str, str], workload: Workload) -> K8s:
+    assert workload.persistence
+    spec: K8s = {"accessModes": [workload.persistence.access_mode],
+                 "resources": {"requests": {"storage": workload.persistence.size}}}
+    if workload.persistence.storage_class:
+        spec["storageClassName"] = workload.persistence.storage_class
+    # Keep the downloaded models when the release is uninstalled or pruned.
+    annotations = {**EARLY_WAVE, "helm.sh/resource-policy": "keep"}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _metadata(f"{full}-cache", namespace, own_labels, annotations),
+            "spec": spec}
+
+
+def _container(workload: Workload) -> K8s:
+    container: K8s = {"name": workload.component, "image": workload.image,
+                      "imagePullPolicy": "IfNotPresent"}
+    if workload.command:
+        container["command"] = list(workload.command)
+    if workload.args:
+        container["args"] = list(workload.args)
+    container["ports"] = [{"name": "http", "containerPort": workload.port, "protocol": "TCP"}]
+    if workload.env:
+        container["env"] = list(workload.env)
+    container["resources"] = workload.resources
+    if workload.probes.startup:
+        container["startupProbe"] = workload.probes.startup
+    container["readinessProbe"] = workload.probes.readiness
+    container["livenessProbe"] = workload.probes.liveness
+    container["securityContext"] = workload.security_context
+    if workload.volume_mounts:
+        container["volumeMounts"] = list(workload.volume_mounts)
+    return container
+
+
+def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
+    full = fullname(stack, name)
+    own_labels = labels(stack, name, workload.component)
+    template_meta: K8s = {"labels": own_labels}
+    if workload.config:
+        digest = hashlib.sha256(workload.config.content.encode()).hexdigest()
+        template_meta["annotations"] = {"checksum/config": digest}
+    pod: K8s = {
+        "serviceAccountName": full,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": workload.pod_security_context,
+        "terminationGracePeriodSeconds": workload.termination_grace_period_seconds,
+    }
+    if workload.node_selector:
+        pod["nodeSelector"] = workload.node_selector
+    if workload.tolerations:
+        pod["tolerations"] = list(workload.tolerations)
+    if workload.runtime_class_name:
+        pod["runtimeClassName"] = workload.runtime_class_name
+    pod["containers"] = [_container(workload), *workload.sidecars]
+    if workload.volumes:
+        pod["volumes"] = list(workload.volumes)
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _metadata(full, namespace, own_labels),
+        "spec": {
+            "replicas": workload.replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": selector_labels(stack, name)},
+            "strategy": workload.strategy,
+            "template": {"metadata": template_meta, "spec": pod},
+        },
+    }
+
+
+def _network_policy(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
+    spec: K8s = {"podSelector": {"matchLabels": selector_labels(stack, name)},
+                 "policyTypes": ["Ingress", "Egress"]}
+    if workload.network.ingress:
+        spec["ingress"] = list(workload.network.ingress)
+    if workload.network.egress:
+        spec["egress"] = list(workload.network.egress)
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _metadata(fullname(stack, name), namespace,
+                                  labels(stack, name, workload.component)),
+            "spec": spec}
+
+
+def _service_monitor(stack: str, namespace: str, name: str, workload: Workload,
+                     monitoring: Any) -> K8s:
+    own_labels = {**labels(stack, name, workload.component), **monitoring.labels}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": _metadata(fullname(stack, name), namespace, own_labels),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(stack, name)},
+            "endpoints": [{"port": "http", "path": workload.metrics_path,
+                           "interval": monitoring.interval}],
+        },
+    }

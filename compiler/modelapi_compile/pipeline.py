@@ -1,0 +1,56 @@
+"""The one pipeline: load -> validate -> resolve -> emit -> verify. `compile_spec` returns
+the files a build writes; writing them is output.py's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from . import yamlout
+from .emit import argocd, flux, helm, kustomize
+from .emit.files import OutputFiles, header_comment
+from .emit.manifests import build_objects
+from .resolve import gitops_plan, resolve
+from .resolved import K8s, ResolvedStack
+from .validate import load_spec
+from .verify import verify
+
+
+@dataclass(frozen=True)
+class Compiled:
+    files: OutputFiles
+    base: ResolvedStack
+    environments: tuple[ResolvedStack, ...]
+    objects: dict[str, list[K8s]]  # per environment name; "" is the base
+    gitops: dict[str, list[K8s]]  # per output file
+
+    def gitops_objects(self) -> list[tuple[str, list[K8s]]]:
+        return sorted(self.gitops.items())
+
+
+def compile_spec(spec_path: str, *, use_helm: bool = True) -> Compiled:
+    validated = load_spec(spec_path)
+    resolved = resolve(validated)
+    base = resolved.pop("")
+    environments = tuple(resolved.values())
+    source = PurePath(spec_path).name
+    objects = {"": build_objects(base), **{e.environment: build_objects(e) for e in environments}}
+
+    files = OutputFiles()
+    files.update(helm.chart_files(base, list(environments), source))
+    files.update(kustomize.base_files(objects[""], source))
+    for env in environments:
+        files.update(kustomize.overlay_files(env.environment, env.namespace, objects[""],
+                                             objects[env.environment], source))
+    plan = gitops_plan(validated)
+    gitops: dict[str, list[K8s]] = {}
+    if plan is not None:
+        gitops = {**argocd.argocd_files(plan), **flux.flux_files(plan)}
+    for path, documents in sorted(gitops.items()):
+        body = yamlout.dump(documents[0]) if len(documents) == 1 else yamlout.dump_all(documents)
+        files.add(path, header_comment(source) + body)
+
+    compiled = Compiled(files, base, environments, objects, gitops)
+    verify(compiled, spec_path, use_helm=use_helm)
+    return compiled

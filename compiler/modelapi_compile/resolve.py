@@ -1,0 +1,289 @@
+"""Resolve a validated spec into one `ResolvedStack` per environment: defaults applied,
+references bound to in-cluster endpoints, cluster conventions applied, network edges and
+the LiteLLM configuration computed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from . import workloads as w
+from . import yamlout
+from .problems import Problem, SpecError
+from .resolved import (
+    ChartValues,
+    Endpoint,
+    GitOpsEnvironment,
+    GitOpsPlan,
+    K8s,
+    Monitoring,
+    NetworkRules,
+    ResolvedStack,
+)
+from .spec import ACCELERATORS, GPU_LABEL_KEYS, ModelAPI, ModelStack
+from .validate import EnvironmentSpec, ValidatedSpec
+
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+_LABEL_NAME = "app.kubernetes.io/name"
+_LABEL_INSTANCE = "app.kubernetes.io/instance"
+
+
+def resolve(validated: ValidatedSpec) -> dict[str, ResolvedStack]:
+    """The base (spec as written, key "") and every environment, by environment name."""
+    base = EnvironmentSpec("", validated.stack.spec.namespace, validated.stack)
+    resolved: dict[str, ResolvedStack] = {}
+    problems: list[Problem] = []
+    for env in (base, *validated.environments):
+        try:
+            resolved[env.name] = _resolve_environment(env)
+        except SpecError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise SpecError(problems)
+    return resolved
+
+
+def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
+    stack = env.stack
+    spec = stack.spec
+    prefix = stack.metadata.name
+    endpoints = {api.name: _endpoint(prefix, api) for api in spec.model_apis}
+    edges = _edges(stack)
+    workloads = {}
+    for api in spec.model_apis:
+        if api.external:
+            continue
+        cluster = _cluster(stack, api)
+        network = _network_rules(api.name, stack, edges, endpoints)
+        fullname = f"{prefix}-{api.name}"
+        if api.vllm:
+            workloads[api.name] = w.vllm_workload(fullname, api.vllm, cluster, network,
+                                                  spec.monitoring.enabled)
+        elif api.ollama:
+            workloads[api.name] = w.ollama_workload(fullname, api.ollama, cluster, network)
+        elif api.litellm:
+            config, key_env = litellm_config(api, {a.name: a for a in spec.model_apis},
+                                             endpoints, spec.monitoring.enabled)
+            workloads[api.name] = w.litellm_workload(fullname, api.litellm, config, key_env,
+                                                     cluster, network, spec.monitoring.enabled)
+    for agent in spec.agents:
+        endpoint = endpoints[agent.model_api]
+        env_vars: list[K8s] = [{"name": "MODEL_API_URL", "value": endpoint.url},
+                               {"name": "MODEL_NAME", "value": agent.model}]
+        if endpoint.api_key_secret:
+            env_vars.append(w.secret_env("MODEL_API_KEY", endpoint.api_key_secret))
+        workloads[agent.name] = w.agent_workload(
+            agent, env_vars, _cluster(stack, None),
+            _network_rules(agent.name, stack, edges, endpoints))
+    values = ChartValues(
+        stack=prefix,
+        network_policy=spec.cluster.network_policies,
+        monitoring=Monitoring(**spec.monitoring.model_dump()),
+        workloads=dict(sorted(workloads.items())),
+    )
+    return ResolvedStack(name=prefix, environment=env.name, namespace=env.namespace,
+                         kubernetes_version=spec.kubernetes_version, values=values)
+
+
+def _endpoint(prefix: str, api: ModelAPI) -> Endpoint:
+    fullname = f"{prefix}-{api.name}"
+    if api.external:
+        secret = api.external.api_key_secret
+        return Endpoint(url=api.external.url,
+                        api_key_secret=(secret.name, secret.key) if secret else None)
+    if api.vllm:
+        secret = api.vllm.api_key_secret
+        return Endpoint(url=f"http://{fullname}:{w.VLLM_PORT}/v1", workload=api.name,
+                        port=w.VLLM_PORT,
+                        api_key_secret=(secret.name, secret.key) if secret else None)
+    if api.ollama:
+        return Endpoint(url=f"http://{fullname}:{w.OLLAMA_PORT}/v1", workload=api.name,
+                        port=w.OLLAMA_PORT)
+    assert api.litellm
+    secret = api.litellm.master_key_secret
+    return Endpoint(url=f"http://{fullname}:{w.LITELLM_PORT}/v1", workload=api.name,
+                    port=w.LITELLM_PORT,
+                    api_key_secret=(secret.name, secret.key) if secret else None)
+
+
+def _image_mirror(registry: str | None) -> Callable[[str], str]:
+    if not registry:
+        return lambda image: image
+
+    def mirror(image: str) -> str:
+        first, _, rest = image.partition("/")
+        has_registry = rest and ("." in first or ":" in first or first == "localhost")
+        path = rest if has_registry else (image if "/" in image else f"library/{image}")
+        return f"{registry.rstrip('/')}/{path}"
+
+    return mirror
+
+
+def _cluster(stack: ModelStack, api: ModelAPI | None) -> w.Cluster:
+    conventions = stack.spec.cluster
+    labels: dict[str, str] = {}
+    gpu = api.vllm.gpu if api and api.vllm else api.ollama.gpu if api and api.ollama else None
+    convention = conventions.gpu_node_labels
+    if gpu and gpu.count > 0 and gpu.accelerator and convention != "explicit":
+        # validate.py has checked that the accelerator is in the table.
+        labels[GPU_LABEL_KEYS[convention]] = ACCELERATORS[gpu.accelerator][convention]
+    return w.Cluster(gpu_node_labels=labels, storage_class=conventions.storage_class,
+                     image=_image_mirror(conventions.image_registry))
+
+
+# --- LiteLLM config --------------------------------------------------------------------------
+
+
+def _env_name(text: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", text.upper()).strip("_")
+
+
+def litellm_config(api: ModelAPI, apis: dict[str, ModelAPI], endpoints: dict[str, Endpoint],
+                   metrics: bool) -> tuple[str, list[K8s]]:
+    """The proxy's config.yaml text and the env vars that feed its `os.environ/` keys."""
+    assert api.litellm
+    litellm = api.litellm
+    key_env: dict[str, tuple[str, str]] = {}
+    model_list = []
+    for index, entry in enumerate(litellm.models):
+        params: K8s = {}
+        if entry.backend:
+            backend = apis[entry.backend]
+            endpoint = endpoints[entry.backend]
+            model_id = entry.model or entry.name
+            if backend.vllm:
+                params = {"model": f"hosted_vllm/{model_id}", "api_base": endpoint.url}
+            elif backend.ollama:
+                params = {"model": f"ollama_chat/{model_id}",
+                          "api_base": endpoint.url.removesuffix("/v1")}
+            else:
+                params = {"model": f"openai/{model_id}", "api_base": endpoint.url}
+            if endpoint.api_key_secret:
+                var = f"{_env_name(entry.backend)}_API_KEY"
+                key_env[var] = endpoint.api_key_secret
+                params["api_key"] = f"os.environ/{var}"
+        else:
+            assert entry.url and entry.provider
+            params = {"model": f"{entry.provider}/{entry.model or entry.name}",
+                      "api_base": entry.url}
+            if entry.api_key_secret:
+                var = f"MODEL_{index}_API_KEY"
+                key_env[var] = (entry.api_key_secret.name, entry.api_key_secret.key)
+                params["api_key"] = f"os.environ/{var}"
+        model_list.append({"model_name": entry.name, "litellm_params": params})
+    router = litellm.router
+    router_settings: K8s = {"routing_strategy": router.strategy,
+                            "num_retries": router.num_retries, "timeout": router.timeout}
+    if router.fallbacks:
+        router_settings["fallbacks"] = [{k: list(v)} for k, v in router.fallbacks.items()]
+    config: K8s = {"model_list": model_list, "router_settings": router_settings}
+    if metrics:
+        config["litellm_settings"] = {"callbacks": ["prometheus"]}
+    general: K8s = {}
+    env: list[K8s] = []
+    if litellm.master_key_secret:
+        general["master_key"] = "os.environ/LITELLM_MASTER_KEY"
+        env.append(w.secret_env("LITELLM_MASTER_KEY", (litellm.master_key_secret.name,
+                                                       litellm.master_key_secret.key)))
+    if litellm.database_url_secret:
+        general["database_url"] = "os.environ/DATABASE_URL"
+        env.append(w.secret_env("DATABASE_URL", (litellm.database_url_secret.name,
+                                                 litellm.database_url_secret.key)))
+    if general:
+        config["general_settings"] = general
+    env += [w.secret_env(name, secret) for name, secret in sorted(key_env.items())]
+    return yamlout.dump(config), env
+
+
+# --- network edges ---------------------------------------------------------------------------
+
+
+def _edges(stack: ModelStack) -> list[tuple[str, str]]:
+    """(client, modelAPI) pairs the spec declares: agents and LiteLLM backends."""
+    edges = [(agent.name, agent.model_api) for agent in stack.spec.agents]
+    for api in stack.spec.model_apis:
+        if api.litellm:
+            edges += [(api.name, m.backend) for m in api.litellm.models if m.backend]
+    return sorted(set(edges))
+
+
+def _pod_peer(prefix: str, name: str) -> K8s:
+    return {"podSelector": {"matchLabels": {_LABEL_INSTANCE: prefix, _LABEL_NAME: name}}}
+
+
+def _network_rules(name: str, stack: ModelStack, edges: list[tuple[str, str]],
+                   endpoints: dict[str, Endpoint]) -> NetworkRules:
+    prefix = stack.metadata.name
+    apis = {a.name: a for a in stack.spec.model_apis}
+    ingress: list[K8s] = []
+    egress: list[K8s] = []
+    clients = sorted({client for client, target in edges if target == name})
+    own_port = endpoints[name].port if name in endpoints else None
+    if name not in apis:  # an agent: callers are whatever runs in the namespace
+        agent = next(a for a in stack.spec.agents if a.name == name)
+        ingress.append({"from": [{"podSelector": {}}],
+                        "ports": [{"port": agent.port, "protocol": "TCP"}]})
+    elif clients:
+        ingress.append({"from": [_pod_peer(prefix, c) for c in clients],
+                        "ports": [{"port": own_port, "protocol": "TCP"}]})
+    if stack.spec.monitoring.enabled and own_port and apis.get(name) and (
+            apis[name].vllm or apis[name].litellm):
+        ingress.append({"from": [{"namespaceSelector": {}}],
+                        "ports": [{"port": own_port, "protocol": "TCP"}]})
+    external_ports: set[tuple[int, bool]] = set()
+    for target in sorted({t for c, t in edges if c == name}):
+        endpoint = endpoints[target]
+        if endpoint.workload:
+            egress.append({"to": [_pod_peer(prefix, endpoint.workload)],
+                           "ports": [{"port": endpoint.port, "protocol": "TCP"}]})
+        else:
+            external_ports.add((_url_port(endpoint.url), True))
+    api = apis.get(name)
+    if api and api.litellm:
+        for entry in api.litellm.models:
+            if entry.url:
+                external_ports.add((_url_port(entry.url), False))
+    if api and (api.vllm or api.ollama):
+        external_ports.add((443, True))  # model downloads from Hugging Face / the registry
+    for port, public_only in sorted(external_ports):
+        block: K8s = {"cidr": "0.0.0.0/0"}
+        if public_only:
+            block["except"] = list(PRIVATE_RANGES)
+        egress.append({"to": [{"ipBlock": block}], "ports": [{"port": port, "protocol": "TCP"}]})
+    return NetworkRules(ingress=ingress, egress=egress)
+
+
+def _url_port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def gitops_plan(validated: ValidatedSpec) -> GitOpsPlan | None:
+    """The GitOps side of the spec, or None when it has no `gitops` section."""
+    stack = validated.stack
+    gitops = stack.spec.gitops
+    if gitops is None:
+        return None
+    root = gitops.path.strip().strip("/").removeprefix("./")
+    root = "" if root == "." else root
+    prefix = f"{root}/" if root else ""
+    envs = {e.name: e for e in stack.spec.environments}
+    environments = []
+    for env in validated.environments:
+        declared = envs.get(env.name)
+        destination = declared.destination if declared else None
+        secret = destination.kube_config_secret if destination else None
+        environments.append(GitOpsEnvironment(
+            name=env.name, namespace=env.namespace,
+            server=destination.server if destination else None,
+            cluster_name=destination.name if destination else None,
+            kube_config_secret=(secret.name, secret.key) if secret else None,
+            depends_on=tuple(declared.depends_on) if declared else (),
+        ))
+    return GitOpsPlan(stack=stack.metadata.name, repo_url=gitops.repo_url,
+                      revision=gitops.revision, path=root,
+                      chart_path=f"{prefix}charts/{stack.metadata.name}",
+                      overlays_path=f"{prefix}overlays", argocd=gitops.argocd, flux=gitops.flux,
+                      environments=tuple(environments))

@@ -1,0 +1,465 @@
+"""The stack spec, v1alpha1, as pydantic models: field names, types and every default.
+
+This module is the one place defaults live; `modelapi-compile schema` and the spec reference
+in the README are generated from it. Field names are camelCase in YAML (the public contract in
+SPEC.md) and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "modelapi.dev/v1alpha1"
+KIND = "ModelStack"
+
+DEFAULT_OLLAMA_IMAGE = "ollama/ollama:0.12.10"
+DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+DEFAULT_VLLM_CPU_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2"
+DEFAULT_LITELLM_IMAGE = "ghcr.io/berriai/litellm:v1.80.11-stable.1"
+DEFAULT_KUBERNETES_VERSION = "1.31.0"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+_DURATION_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-zA-Z0-9_.-]+)*(@sha256:[a-f0-9]{64})?$")
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
+_VERSION = re.compile(r"^v?1\.[0-9]{2}(\.[0-9]+)?$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"'{value}' is not a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def _stack_name(value: str) -> str:
+    if len(value) > 40 or not _DNS_1035_LABEL.match(value):
+        raise ValueError(
+            f"'{value}' must be a DNS-1035 label of at most 40 characters (lower-case letters, "
+            "digits and '-', starting with a letter): it prefixes every object name"
+        )
+    return value
+
+
+def _quantity(value: str | int) -> str | int:
+    if isinstance(value, bool) or not _QUANTITY.match(str(value)):
+        raise ValueError(f"'{value}' is not a Kubernetes quantity such as 500m, 2, 16Gi")
+    return value
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError(f"'{value}' is not a duration such as 90s, 30m or 1h30m")
+    return value
+
+
+def duration_seconds(value: str) -> int:
+    """`1h30m` -> 5400 (rounded up to whole seconds)."""
+    total = sum(float(n) * _DURATION_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    return max(1, int(-(-total // 1)))
+
+
+def _image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise ValueError(f"'{value}' is not an image reference such as registry/name:tag")
+    if "@sha256:" not in value:
+        tail = value.rsplit("/", 1)[-1]
+        if ":" not in tail:
+            raise ValueError(f"image '{value}' has no tag; pin a version tag or a digest")
+        if tail.endswith(":latest"):
+            raise ValueError(f"image '{value}' uses 'latest'; pin a version tag or a digest")
+    return value
+
+
+def _url(value: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    return value
+
+
+def _kubernetes_version(value: str) -> str:
+    if not _VERSION.match(value):
+        raise ValueError(f"'{value}' is not a Kubernetes version such as 1.31.0")
+    return value.lstrip("v")
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"'{value}' is not a valid environment variable name")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_dns_label)]
+StackName = Annotated[str, AfterValidator(_stack_name)]
+Quantity = Annotated[str | int, AfterValidator(_quantity)]
+Duration = Annotated[str, AfterValidator(_duration)]
+Image = Annotated[str, AfterValidator(_image)]
+Url = Annotated[str, AfterValidator(_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    """Base of every spec model: unknown fields are errors, camelCase in YAML."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+class SecretRef(Model):
+    """A key of a Kubernetes Secret that already exists (or an ExternalSecret makes)."""
+
+    name: Name = Field(description="Secret name")
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        description="key inside the Secret"
+    )
+
+
+class Resources(Model):
+    """Container resources, Kubernetes shape; unset means the per-kind default."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+
+
+class SecretKeySelector(Model):
+    name: Name
+    key: Annotated[str, Field(min_length=1)]
+    optional: bool | None = None
+
+
+class ConfigMapKeySelector(Model):
+    name: Name
+    key: Annotated[str, Field(min_length=1)]
+    optional: bool | None = None
+
+
+class FieldSelector(Model):
+    field_path: str
+    api_version: str | None = None
+
+
+class EnvVarSource(Model):
+    secret_key_ref: SecretKeySelector | None = None
+    config_map_key_ref: ConfigMapKeySelector | None = None
+    field_ref: FieldSelector | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EnvVarSource:
+        if sum(x is not None for x in (self.secret_key_ref, self.config_map_key_ref,
+                                        self.field_ref)) != 1:
+            raise ValueError("set exactly one of secretKeyRef, configMapKeyRef, fieldRef")
+        return self
+
+
+class EnvVar(Model):
+    """An extra environment variable, Kubernetes EnvVar shape."""
+
+    name: Annotated[str, AfterValidator(_env_name)]
+    value: str | None = None
+    value_from: EnvVarSource | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError("set value or valueFrom, not both")
+        if self.value is None and self.value_from is None:
+            raise ValueError("set value or valueFrom")
+        return self
+
+
+class Cache(Model):
+    """Persistent model cache: a new PVC, or an existing claim."""
+
+    size: Quantity = "50Gi"
+    storage_class: str | None = Field(None, description="null: the cluster default class")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = "ReadWriteOnce"
+    existing_claim: Name | None = Field(None, description="mount this PVC instead of creating one")
+
+
+class Gpu(Model):
+    count: Annotated[int, Field(ge=0, le=64)] = Field(
+        1, description="GPUs per replica; 0 = CPU mode; also the tensor parallel size"
+    )
+    resource: str = Field("nvidia.com/gpu", description="extended resource name")
+    accelerator: str | None = Field(
+        None, description="vendor-neutral accelerator name (nvidia-l4, nvidia-a100-80gb, ...)"
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] | None = Field(
+        None, description="null: tolerate '<resource>' Exists NoSchedule"
+    )
+    runtime_class_name: str | None = None
+
+
+class Engine(Model):
+    max_model_len: Annotated[int, Field(ge=1)] | None = None
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    quantization: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class Vllm(Model):
+    model: Annotated[str, Field(min_length=1)] = Field(description="Hugging Face model id")
+    served_model_name: str | None = Field(None, description="name clients send; default: model")
+    image: Image = DEFAULT_VLLM_IMAGE
+    cpu_image: Image = Field(DEFAULT_VLLM_CPU_IMAGE, description="image used when gpu.count is 0")
+    replicas: Annotated[int, Field(ge=0)] = 1
+    gpu: Gpu = Field(default_factory=Gpu)
+    cache: Cache = Field(default_factory=Cache)
+    engine: Engine = Field(default_factory=Engine)
+    hf_token_secret: SecretRef | None = None
+    api_key_secret: SecretRef | None = None
+    resources: Resources = Field(default_factory=Resources)
+    startup_timeout: Duration = Field("30m", description="budget for model download and load")
+    shm_size: Quantity = Field("2Gi", description="size limit of the /dev/shm memory volume")
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.model
+
+
+class OllamaCache(Cache):
+    size: Quantity = "20Gi"
+
+
+class Ollama(Model):
+    image: Image = DEFAULT_OLLAMA_IMAGE
+    models: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="pulled before the server reports ready"
+    )
+    cache: OllamaCache = Field(default_factory=OllamaCache)
+    keep_alive: str = Field("24h", description="OLLAMA_KEEP_ALIVE: how long models stay loaded")
+    gpu: Gpu = Field(default_factory=lambda: Gpu(count=0))
+    resources: Resources = Field(default_factory=Resources)
+
+
+class LitellmModel(Model):
+    """One LiteLLM model_list entry."""
+
+    name: Annotated[str, Field(min_length=1)] = Field(description="alias clients send")
+    backend: Name | None = Field(None, description="another modelAPI of this spec")
+    model: str | None = Field(None, description="the backend's model id; default: name")
+    url: Url | None = Field(None, description="a raw endpoint outside the spec")
+    provider: str | None = Field(None, description="LiteLLM provider prefix for url")
+    api_key_secret: SecretRef | None = Field(None, description="key for url")
+
+    @model_validator(mode="after")
+    def _backend_or_url(self) -> LitellmModel:
+        if (self.backend is None) == (self.url is None):
+            raise ValueError("set exactly one of backend (a modelAPI) or url (a raw endpoint)")
+        if self.url is not None and not self.provider:
+            raise ValueError("a url needs a provider (LiteLLM prefix such as openai, "
+                             "ollama_chat, hosted_vllm)")
+        if self.backend is not None and (self.provider or self.api_key_secret):
+            raise ValueError("provider and apiKeySecret go with url, not backend")
+        return self
+
+
+class Router(Model):
+    strategy: Literal[
+        "simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
+        "latency-based-routing", "cost-based-routing",
+    ] = "simple-shuffle"
+    num_retries: Annotated[int, Field(ge=0)] = 2
+    timeout: Annotated[float, Field(gt=0)] = 600
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Litellm(Model):
+    image: Image = DEFAULT_LITELLM_IMAGE
+    replicas: Annotated[int, Field(ge=0)] = 1
+    master_key_secret: SecretRef | None = None
+    database_url_secret: SecretRef | None = Field(
+        None, description="DATABASE_URL for LiteLLM's own database; none unless set"
+    )
+    models: list[LitellmModel] = Field(default_factory=list)
+    router: Router = Field(default_factory=Router)
+    resources: Resources = Field(default_factory=Resources)
+
+
+class External(Model):
+    url: Url
+    models: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    api_key_secret: SecretRef | None = None
+
+
+BACKEND_KINDS = ("litellm", "vllm", "ollama", "external")
+
+
+class ModelAPI(Model):
+    name: Name
+    litellm: Litellm | None = None
+    vllm: Vllm | None = None
+    ollama: Ollama | None = None
+    external: External | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> ModelAPI:
+        kinds = [k for k in BACKEND_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("set exactly one of " + " | ".join(BACKEND_KINDS)
+                             + (f" (found {', '.join(kinds)})" if kinds else ""))
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in BACKEND_KINDS if getattr(self, k) is not None)
+
+
+class Agent(Model):
+    name: Name
+    image: Image
+    model_api: Name = Field(alias="modelAPI", description="which modelAPI it calls")
+    model: Annotated[str, Field(min_length=1)] = Field(description="a model that modelAPI serves")
+    port: Port = 8000
+    replicas: Annotated[int, Field(ge=0)] = 1
+    env: list[EnvVar] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    health_path: str | None = Field(
+        None, description="HTTP path for probes; null: a TCP check on the port"
+    )
+
+
+class Destination(Model):
+    """Where an environment is deployed when GitOps drives a fleet."""
+
+    server: Url | None = Field(None, description="Argo CD destination.server (API URL)")
+    name: str | None = Field(None, description="Argo CD destination.name (registered cluster)")
+    kube_config_secret: SecretRef | None = Field(
+        None, description="Flux kubeConfig.secretRef of the target cluster"
+    )
+
+    @model_validator(mode="after")
+    def _server_or_name(self) -> Destination:
+        if self.server and self.name:
+            raise ValueError("set destination.server or destination.name, not both")
+        return self
+
+
+class Environment(Model):
+    name: Name
+    namespace: Name | None = Field(None, description="default: spec.namespace")
+    destination: Destination = Field(default_factory=Destination)
+    depends_on: list[Name] = Field(
+        default_factory=list, description="environments that must be ready first (Flux)"
+    )
+    patch: dict[str, Any] = Field(
+        default_factory=dict, description="deep merge onto spec; list items matched by name"
+    )
+
+
+class SyncPolicy(Model):
+    automated: bool = True
+    prune: bool = True
+    self_heal: bool = True
+    create_namespace: bool = True
+    server_side_apply: bool = True
+
+
+class ArgoCD(Model):
+    enabled: bool = False
+    namespace: Name = "argocd"
+    project: Name = "default"
+    source: Literal["helm", "kustomize"] = "helm"
+    application_set: bool = Field(False, description="one ApplicationSet instead of "
+                                  "an Application per environment")
+    create_project: bool = Field(False, description="write an AppProject named `project` "
+                                 "restricted to repoURL and the stack's namespaces")
+    sync_policy: SyncPolicy = Field(default_factory=SyncPolicy)
+
+
+class Flux(Model):
+    enabled: bool = False
+    namespace: Name = "flux-system"
+    interval: Duration = "5m"
+    timeout: Duration = "10m"
+    source: Literal["helm", "kustomize"] = "kustomize"
+    secret_ref: Name | None = Field(None, description="Secret with Git credentials")
+
+
+class GitOps(Model):
+    repo_url: Annotated[str, Field(min_length=1)] = Field(alias="repoURL")
+    revision: str = "main"
+    path: str = Field(".", description="where the build output lives inside the repo")
+    argocd: ArgoCD = Field(default_factory=ArgoCD)
+    flux: Flux = Field(default_factory=Flux)
+
+
+class Monitoring(Model):
+    enabled: bool = Field(False, description="ServiceMonitors for vLLM and LiteLLM")
+    interval: Duration = "30s"
+    labels: dict[str, str] = Field(default_factory=dict, description="labels on ServiceMonitors")
+
+
+# Vendor-neutral accelerator names -> node label value per labelling convention.
+ACCELERATORS: dict[str, dict[str, str]] = {
+    "nvidia-t4": {"nvidia-gfd": "Tesla-T4", "gke": "nvidia-tesla-t4", "karpenter": "t4"},
+    "nvidia-l4": {"nvidia-gfd": "NVIDIA-L4", "gke": "nvidia-l4", "karpenter": "l4"},
+    "nvidia-a10g": {"nvidia-gfd": "NVIDIA-A10G", "gke": "nvidia-a10g", "karpenter": "a10g"},
+    "nvidia-a100-40gb": {"nvidia-gfd": "NVIDIA-A100-SXM4-40GB", "gke": "nvidia-tesla-a100",
+                         "karpenter": "a100"},
+    "nvidia-a100-80gb": {"nvidia-gfd": "NVIDIA-A100-SXM4-80GB", "gke": "nvidia-a100-80gb",
+                         "karpenter": "a100"},
+    "nvidia-h100-80gb": {"nvidia-gfd": "NVIDIA-H100-80GB-HBM3", "gke": "nvidia-h100-80gb",
+                         "karpenter": "h100"},
+    "nvidia-h200": {"nvidia-gfd": "NVIDIA-H200", "gke": "nvidia-h200-141gb",
+                    "karpenter": "h200"},
+}
+GPU_LABEL_KEYS = {
+    "nvidia-gfd": "nvidia.com/gpu.product",
+    "gke": "cloud.google.com/gke-accelerator",
+    "karpenter": "karpenter.k8s.aws/instance-gpu-name",
+}
+
+
+class Cluster(Model):
+    """Conventions of the target cluster; patch them per environment."""
+
+    gpu_node_labels: Literal["nvidia-gfd", "gke", "karpenter", "explicit"] = Field(
+        "nvidia-gfd",
+        description="how gpu.accelerator maps to node labels: NVIDIA GPU feature discovery "
+        "(nvidia.com/gpu.product), GKE (cloud.google.com/gke-accelerator), Karpenter "
+        "(karpenter.k8s.aws/instance-gpu-name), or explicit (gpu.nodeSelector only)",
+    )
+    image_registry: str | None = Field(
+        None, description="registry mirror host that replaces every image's registry"
+    )
+    storage_class: str | None = Field(None, description="default storage class for caches")
+    network_policies: bool = Field(True, description="deny by default, allow declared edges")
+
+
+class StackSpec(Model):
+    namespace: Name
+    kubernetes_version: Annotated[str, AfterValidator(_kubernetes_version)] = (
+        DEFAULT_KUBERNETES_VERSION
+    )
+    model_apis: list[ModelAPI] = Field(default_factory=list, alias="modelAPIs")
+    agents: list[Agent] = Field(default_factory=list)
+    environments: list[Environment] = Field(default_factory=list)
+    gitops: GitOps | None = None
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    cluster: Cluster = Field(default_factory=Cluster)
+
+
+class Metadata(Model):
+    name: StackName
+
+
+class ModelStack(Model):
+    api_version: Literal["modelapi.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["ModelStack"]
+    metadata: Metadata
+    spec: StackSpec

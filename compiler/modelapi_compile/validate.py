@@ -1,0 +1,308 @@
+"""Validate loaded data into spec models: field errors from pydantic, then the rules that span
+fields (references, uniqueness, secrets), all reported at once with positions.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .loader import Document, Positions
+from .patch import apply_patch
+from .problems import Path, Problem, SpecError, did_you_mean
+from .spec import ACCELERATORS, API_VERSION, BACKEND_KINDS, KIND, ModelAPI, ModelStack
+
+DEFAULT_ENVIRONMENT = "default"
+_SECRETISH = re.compile(r"(key|token|password|passwd|secret|credential)", re.IGNORECASE)
+_OBJECT_SUFFIX = "-config"  # the longest suffix the emitters add to `<stack>-<name>`
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """One environment: its name, namespace and the spec with its patch applied."""
+
+    name: str
+    namespace: str
+    stack: ModelStack
+
+
+@dataclass(frozen=True)
+class ValidatedSpec:
+    file: str
+    stack: ModelStack  # the spec as written, no patch applied
+    environments: tuple[EnvironmentSpec, ...]
+
+
+def validate_document(document: Document) -> ValidatedSpec:
+    data, positions = document.data, document.positions
+    if not isinstance(data, dict):
+        raise SpecError([positions.problem((), "the document must be a mapping",
+                                           f"start with 'apiVersion: {API_VERSION}'")])
+    _check_header(data, positions)
+    stack = _validate_model(data, positions)
+    environments = []
+    problems: list[Problem] = []
+    if not stack.spec.environments:
+        environments.append(EnvironmentSpec(DEFAULT_ENVIRONMENT, stack.spec.namespace, stack))
+    for index, env in enumerate(stack.spec.environments):
+        try:
+            merged, merged_positions = apply_patch(data, positions, index)
+            env_stack = _validate_model(merged, merged_positions)
+        except SpecError as error:
+            problems.extend(error.problems)
+            continue
+        environments.append(
+            EnvironmentSpec(env.name, env.namespace or stack.spec.namespace, env_stack))
+    if problems:
+        raise SpecError(problems)
+    return ValidatedSpec(positions.file, stack, tuple(environments))
+
+
+def _check_header(data: dict[str, Any], positions: Positions) -> None:
+    problems = []
+    if data.get("apiVersion") != API_VERSION:
+        problems.append(positions.problem(
+            ("apiVersion",), f"apiVersion must be {API_VERSION} (found {data.get('apiVersion')!r})",
+            f"write 'apiVersion: {API_VERSION}'"))
+    if data.get("kind") != KIND:
+        problems.append(positions.problem(
+            ("kind",), f"kind must be {KIND} (found {data.get('kind')!r})",
+            f"write 'kind: {KIND}'"))
+    if problems:
+        raise SpecError(problems)
+
+
+def _validate_model(data: dict[str, Any], positions: Positions) -> ModelStack:
+    try:
+        stack = ModelStack.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(_problems_from_pydantic(error, data, positions)) from None
+    problems = list(_cross_reference_problems(stack, positions))
+    if problems:
+        raise SpecError(problems)
+    return stack
+
+
+# --- pydantic errors -> problems -------------------------------------------------------------
+
+
+def _problems_from_pydantic(error: ValidationError, data: Any, positions: Positions
+                            ) -> list[Problem]:
+    messages: dict[tuple[Path, bool], list[str]] = {}
+    hints: dict[tuple[Path, bool], str] = {}
+    for item in error.errors(include_url=False):
+        path, leftover = _data_path(data, item["loc"])
+        kind = item["type"]
+        if kind == "missing" and leftover:
+            path, message, is_key = (*path, leftover[-1]), f"required field '{leftover[-1]}' is missing", False
+            hint = "add it"
+        elif kind == "extra_forbidden":
+            message, is_key = f"unknown field '{path[-1]}'", True
+            hint = _unknown_field_hint(path)
+        else:
+            message, is_key = _clean_message(item["msg"], item.get("ctx")), False
+            hint = ""
+        slot = (path, is_key)
+        messages.setdefault(slot, [])
+        if message not in messages[slot]:
+            messages[slot].append(message)
+        hints.setdefault(slot, hint)
+    return [positions.problem(path, " or ".join(msgs), hints[(path, is_key)], key=is_key)
+            for (path, is_key), msgs in messages.items()]
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[Path, tuple[int | str, ...]]:
+    """Split pydantic's `loc` into the part that exists in the data and the rest; union
+    member tags (`str`, `function-after[...]`) that pydantic inserts are dropped."""
+    path: list[int | str] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_union_tag(part):
+            return tuple(path), tuple(loc[i:])
+    return tuple(path), ()
+
+
+def _is_union_tag(part: str) -> bool:
+    return "[" in part or part in {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def _clean_message(message: str, ctx: dict[str, Any] | None) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    if message.startswith("Input should be") and ctx and "expected" in ctx:
+        return f"must be {ctx['expected']}"
+    return message.replace("Input should be", "must be")
+
+
+def _unknown_field_hint(path: Path) -> str:
+    name = str(path[-1])
+    known = _known_fields(path[:-1])
+    if _SECRETISH.search(name) and not name.endswith("Secret"):
+        refs = [k for k in known if k.endswith("Secret")]
+        target = refs[0] if refs else "a *Secret field"
+        return (f"secret values never go in the spec; reference a Kubernetes Secret with "
+                f"{target}: {{name: <secret>, key: <key>}}")
+    return did_you_mean(name, known)
+
+
+def _known_fields(path: Path) -> list[str]:
+    """The camelCase field names of the model that sits at `path` of a ModelStack."""
+    model: type[BaseModel] | None = ModelStack
+    for part in path:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        model = _model_in(field.annotation) if field else None
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return None
+    if origin in (list, typing.Union, types.UnionType, typing.Annotated) or origin is not None:
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found:
+                return found
+    return None
+
+
+# --- rules that span fields ------------------------------------------------------------------
+
+
+def served_models(api: ModelAPI) -> list[str]:
+    """The model names clients can send to this modelAPI."""
+    if api.vllm:
+        return [api.vllm.served_name]
+    if api.ollama:
+        return list(api.ollama.models)
+    if api.external:
+        return list(api.external.models)
+    assert api.litellm
+    return list(dict.fromkeys(m.name for m in api.litellm.models))
+
+
+def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
+    spec = stack.spec
+    yield from _unique_names("modelAPIs", [a.name for a in spec.model_apis], positions)
+    yield from _unique_names("agents", [a.name for a in spec.agents], positions)
+    yield from _unique_names("environments", [e.name for e in spec.environments], positions)
+    apis = {a.name: a for a in spec.model_apis}
+    for i, api in enumerate(spec.model_apis):
+        yield from _name_length(stack.metadata.name, api.name, ("spec", "modelAPIs", i, "name"),
+                                positions)
+        gpu = api.vllm.gpu if api.vllm else api.ollama.gpu if api.ollama else None
+        if (gpu and gpu.count and gpu.accelerator and gpu.accelerator not in ACCELERATORS
+                and spec.cluster.gpu_node_labels != "explicit"):
+            yield positions.problem(
+                ("spec", "modelAPIs", i, api.kind, "gpu", "accelerator"),
+                f"unknown accelerator '{gpu.accelerator}'",
+                (did_you_mean(gpu.accelerator, list(ACCELERATORS)) or "known: "
+                 + ", ".join(ACCELERATORS))
+                + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
+        if api.litellm:
+            yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
+                                         positions)
+    for i, agent in enumerate(spec.agents):
+        at: Path = ("spec", "agents", i)
+        yield from _name_length(stack.metadata.name, agent.name, (*at, "name"), positions)
+        if agent.name in apis:
+            yield positions.problem((*at, "name"), f"'{agent.name}' is also a modelAPI name",
+                                    "agents and modelAPIs share object names; rename one")
+        target = apis.get(agent.model_api)
+        if target is None:
+            yield positions.problem((*at, "modelAPI"), f"no modelAPI named '{agent.model_api}'",
+                                    did_you_mean(agent.model_api, list(apis)))
+        elif agent.model not in served_models(target):
+            yield positions.problem(
+                (*at, "model"), f"modelAPI '{target.name}' does not serve '{agent.model}'",
+                did_you_mean(agent.model, served_models(target)))
+        for j, env in enumerate(agent.env):
+            if env.value is not None and _SECRETISH.search(env.name):
+                yield positions.problem(
+                    (*at, "env", j, "value"),
+                    f"'{env.name}' looks like a secret and its value is written in the spec",
+                    "use valueFrom: {secretKeyRef: {name: <secret>, key: <key>}}")
+            if env.name in {"MODEL_API_URL", "MODEL_NAME", "MODEL_API_KEY"}:
+                yield positions.problem((*at, "env", j, "name"),
+                                        f"{env.name} is set by the compiler",
+                                        "remove it; modelAPI and model decide it")
+
+
+def _unique_names(field: str, names: list[str], positions: Positions) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            yield positions.problem(("spec", field, i, "name"), f"duplicate name '{name}'",
+                                    f"{field}[{seen[name]}] already uses it; names are unique")
+        seen.setdefault(name, i)
+
+
+def _name_length(stack: str, name: str, at: Path, positions: Positions) -> Iterator[Problem]:
+    longest = f"{stack}-{name}{_OBJECT_SUFFIX}"
+    if len(longest) > 63:
+        yield positions.problem(at, f"object names such as '{longest}' exceed 63 characters",
+                                "shorten this name or metadata.name")
+
+
+def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
+                      positions: Positions) -> Iterator[Problem]:
+    assert api.litellm
+    aliases = served_models(api)
+    for i, entry in enumerate(api.litellm.models):
+        if entry.backend is None:
+            continue
+        where: Path = (*at, "models", i)
+        backend = apis.get(entry.backend)
+        if backend is None:
+            yield positions.problem((*where, "backend"), f"no modelAPI named '{entry.backend}'",
+                                    did_you_mean(entry.backend, [n for n in apis if n != api.name]))
+        elif backend.litellm:
+            yield positions.problem((*where, "backend"),
+                                    f"'{entry.backend}' is a LiteLLM proxy itself",
+                                    "route to vllm, ollama or external modelAPIs")
+        else:
+            wanted = entry.model or entry.name
+            if wanted not in served_models(backend):
+                field = "model" if entry.model else "name"
+                yield positions.problem(
+                    (*where, field), f"modelAPI '{backend.name}' does not serve '{wanted}'",
+                    did_you_mean(wanted, served_models(backend)) or "set model: to its id")
+    for alias, targets in api.litellm.router.fallbacks.items():
+        where = (*at, "router", "fallbacks", alias)
+        if alias not in aliases:
+            yield positions.problem(where, f"fallback for unknown model '{alias}'",
+                                    did_you_mean(alias, aliases), key=True)
+        for j, target in enumerate(targets):
+            if target not in aliases:
+                yield positions.problem((*where, j), f"fallback to unknown model '{target}'",
+                                        did_you_mean(target, aliases))
+            elif target == alias:
+                yield positions.problem((*where, j), f"'{alias}' falls back to itself",
+                                        "name another model")
+
+
+def load_spec(path: str) -> ValidatedSpec:
+    from .loader import load_file
+
+    return validate_document(load_file(path))

@@ -1,0 +1,323 @@
+"""How each kind of model API and agent runs: one builder per kind, each returning a
+`Workload` (container, probes, volumes, security) from its spec and the bound references.
+
+Facts encoded here (ports, flags, health paths, image users) and where they come from are
+listed in the README's "Backend facts" section.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .resolved import ConfigFile, K8s, NetworkRules, Persistence, Probes, Workload
+from .spec import Agent, Cache, Gpu, Litellm, Ollama, Resources, Vllm, duration_seconds
+
+VLLM_PORT = 8000
+LITELLM_PORT = 4000
+OLLAMA_PORT = 11434
+NON_ROOT_UID = 65532
+SECCOMP = {"type": "RuntimeDefault"}
+
+DEFAULT_RESOURCES: dict[str, K8s] = {
+    "agent": {"requests": {"cpu": "100m", "memory": "256Mi"},
+              "limits": {"cpu": "1", "memory": "512Mi"}},
+    "litellm": {"requests": {"cpu": "500m", "memory": "1Gi"},
+                "limits": {"cpu": "2", "memory": "2Gi"}},
+    "ollama": {"requests": {"cpu": "1", "memory": "4Gi"},
+               "limits": {"cpu": "4", "memory": "8Gi"}},
+    "vllm-gpu": {"requests": {"cpu": "4", "memory": "16Gi"},
+                 "limits": {"cpu": "8", "memory": "32Gi"}},
+    "vllm-cpu": {"requests": {"cpu": "4", "memory": "8Gi"},
+                 "limits": {"cpu": "8", "memory": "16Gi"}},
+}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Per-environment cluster conventions the builders need."""
+
+    gpu_node_labels: dict[str, str]  # accelerator mapping already applied
+    storage_class: str | None
+    image: Any  # callable: image reference -> image reference (registry mirror)
+
+
+def http_probe(path: str, *, period: int, timeout: int, failures: int) -> K8s:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period,
+            "timeoutSeconds": timeout, "failureThreshold": failures}
+
+
+def resources(kind: str, spec: Resources, extra: dict[str, Any] | None = None) -> K8s:
+    """Per-kind defaults, overridden key by key by the spec, plus extended resources."""
+    defaults = DEFAULT_RESOURCES[kind]
+    requests = {**defaults["requests"], **spec.requests, **(extra or {})}
+    limits = {**defaults["limits"], **spec.limits, **(extra or {})}
+    return {"requests": _sorted(requests), "limits": _sorted(limits)}
+
+
+def _sorted(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) for k, v in sorted(mapping.items())}
+
+
+def restricted_pod(uid: int = NON_ROOT_UID) -> K8s:
+    """Pod securityContext meeting the 'restricted' Pod Security Standard."""
+    return {"fsGroup": uid, "runAsGroup": uid, "runAsNonRoot": True, "runAsUser": uid,
+            "seccompProfile": SECCOMP}
+
+
+def restricted_container(*, read_only_root: bool = True) -> K8s:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": read_only_root}
+
+
+def empty_dir(name: str, path: str, *, memory: bool = False, size: str | None = None
+              ) -> tuple[K8s, K8s]:
+    source: K8s = {}
+    if memory:
+        source["medium"] = "Memory"
+    if size:
+        source["sizeLimit"] = size
+    return {"name": name, "emptyDir": source}, {"name": name, "mountPath": path}
+
+
+def cache_volume(name: str, cache: Cache, fullname: str, mount: str, cluster: Cluster
+                 ) -> tuple[K8s, K8s, Persistence | None]:
+    """The model cache: an existing claim, or a PVC `<fullname>-cache` the chart owns."""
+    claim = cache.existing_claim or f"{fullname}-cache"
+    persistence = None
+    if cache.existing_claim is None:
+        persistence = Persistence(size=str(cache.size),
+                                  storage_class=cache.storage_class or cluster.storage_class,
+                                  access_mode=cache.access_mode)
+    volume = {"name": name, "persistentVolumeClaim": {"claimName": claim}}
+    return volume, {"name": name, "mountPath": mount}, persistence
+
+
+def secret_env(name: str, secret: tuple[str, str]) -> K8s:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}}
+
+
+def rollout(recreate: bool) -> K8s:
+    """GPU pods and single-writer caches cannot run twice during an update: recreate."""
+    if recreate:
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def gpu_scheduling(gpu: Gpu, cluster: Cluster) -> tuple[dict[str, str], list[K8s], dict[str, Any]]:
+    """nodeSelector, tolerations and extended resources for `gpu.count` GPUs."""
+    if gpu.count == 0:
+        return {}, [], {}
+    selector = {**cluster.gpu_node_labels, **gpu.node_selector}
+    tolerations = gpu.tolerations
+    if tolerations is None:
+        tolerations = [{"effect": "NoSchedule", "key": gpu.resource, "operator": "Exists"}]
+    return dict(sorted(selector.items())), list(tolerations), {gpu.resource: gpu.count}
+
+
+# --- agents ----------------------------------------------------------------------------------
+
+
+def agent_workload(agent: Agent, endpoint_env: list[K8s], cluster: Cluster,
+                   network: NetworkRules) -> Workload:
+    if agent.health_path:
+        check: K8s = {"httpGet": {"path": agent.health_path, "port": "http"}}
+    else:
+        check = {"tcpSocket": {"port": "http"}}
+    tmp_volume, tmp_mount = empty_dir("tmp", "/tmp")
+    return Workload(
+        component="agent",
+        image=cluster.image(agent.image),
+        replicas=agent.replicas,
+        port=agent.port,
+        strategy=rollout(False),
+        env=[*endpoint_env, *(e.model_dump(by_alias=True, exclude_none=True) for e in agent.env)],
+        resources=resources("agent", agent.resources),
+        probes=Probes(
+            startup={**check, "periodSeconds": 5, "failureThreshold": 24, "timeoutSeconds": 3},
+            readiness={**check, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+            liveness={**check, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
+        ),
+        pod_security_context=restricted_pod(),
+        security_context=restricted_container(),
+        volumes=[tmp_volume],
+        volume_mounts=[tmp_mount],
+        network=network,
+    )
+
+
+# --- vLLM ------------------------------------------------------------------------------------
+
+
+def vllm_args(vllm: Vllm) -> list[str]:
+    """`vllm serve` arguments: the model first, then flags, then extraArgs verbatim."""
+    engine = vllm.engine
+    args = [vllm.model, "--served-model-name", vllm.served_name, "--port", str(VLLM_PORT)]
+    if vllm.gpu.count > 1:
+        args += ["--tensor-parallel-size", str(vllm.gpu.count)]
+    if engine.max_model_len is not None:
+        args += ["--max-model-len", str(engine.max_model_len)]
+    args += ["--dtype", engine.dtype]
+    if vllm.gpu.count > 0:
+        args += ["--gpu-memory-utilization", _number(engine.gpu_memory_utilization)]
+    if engine.quantization:
+        args += ["--quantization", engine.quantization]
+    return args + list(engine.extra_args)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
+                  network: NetworkRules, metrics: bool) -> Workload:
+    gpu_mode = vllm.gpu.count > 0
+    selector, tolerations, extended = gpu_scheduling(vllm.gpu, cluster)
+    cache, cache_mount, persistence = cache_volume("model-cache", vllm.cache, fullname,
+                                                   "/models", cluster)
+    shm, shm_mount = empty_dir("dshm", "/dev/shm", memory=True, size=str(vllm.shm_size))
+    env: list[K8s] = [{"name": "HF_HOME", "value": "/models/huggingface"}]
+    if vllm.hf_token_secret:
+        env.append(secret_env("HF_TOKEN", (vllm.hf_token_secret.name, vllm.hf_token_secret.key)))
+    if vllm.api_key_secret:
+        env.append(secret_env("VLLM_API_KEY", (vllm.api_key_secret.name,
+                                               vllm.api_key_secret.key)))
+    startup_period = 10
+    health = "/health"
+    single_writer = persistence is not None and vllm.cache.access_mode != "ReadWriteMany"
+    return Workload(
+        component="vllm",
+        image=cluster.image(vllm.image if gpu_mode else vllm.cpu_image),
+        replicas=vllm.replicas,
+        port=VLLM_PORT,
+        strategy=rollout(gpu_mode or single_writer),
+        command=["vllm", "serve"],
+        args=vllm_args(vllm),
+        env=env,
+        resources=resources("vllm-gpu" if gpu_mode else "vllm-cpu", vllm.resources, extended),
+        probes=Probes(
+            startup=http_probe(health, period=startup_period, timeout=5, failures=max(
+                1, math.ceil(duration_seconds(vllm.startup_timeout) / startup_period))),
+            readiness=http_probe(health, period=10, timeout=5, failures=3),
+            liveness=http_probe(health, period=15, timeout=10, failures=3),
+        ),
+        node_selector=selector,
+        tolerations=tolerations,
+        runtime_class_name=vllm.gpu.runtime_class_name if gpu_mode else None,
+        # The vLLM images run as root and write caches under the home directory; this is the
+        # documented exception to the restricted profile: no privilege escalation, no
+        # capabilities, RuntimeDefault seccomp, but the image's user.
+        pod_security_context={"seccompProfile": SECCOMP},
+        security_context=restricted_container(read_only_root=False),
+        volumes=[cache, shm],
+        volume_mounts=[cache_mount, shm_mount],
+        termination_grace_period_seconds=60,
+        persistence=persistence,
+        metrics_path="/metrics" if metrics else None,
+        network=network,
+    )
+
+
+# --- Ollama ----------------------------------------------------------------------------------
+
+# Waits for the server, pulls each model named in the arguments (never in the script text),
+# retrying forever rather than exiting, then marks itself ready. A failed pull therefore keeps
+# the pod unready instead of crash-looping the server.
+OLLAMA_PULL_SCRIPT = """\
+until ollama list >/dev/null 2>&1; do sleep 2; done
+for model in "$@"; do
+  until ollama pull "$model"; do echo "pull of $model failed; retrying in 15s"; sleep 15; done
+done
+touch /tmp/models-ready
+exec sleep infinity
+"""
+OLLAMA_HOME = "/home/ollama"
+
+
+def ollama_workload(fullname: str, ollama: Ollama, cluster: Cluster,
+                    network: NetworkRules) -> Workload:
+    selector, tolerations, extended = gpu_scheduling(ollama.gpu, cluster)
+    cache, cache_mount, persistence = cache_volume("data", ollama.cache, fullname,
+                                                   f"{OLLAMA_HOME}/.ollama", cluster)
+    tmp, tmp_mount = empty_dir("tmp", "/tmp")
+    home = {"name": "HOME", "value": OLLAMA_HOME}
+    sidecars: list[K8s] = []
+    if ollama.models:
+        puller_tmp, puller_tmp_mount = {"name": "puller-tmp", "emptyDir": {}}, {
+            "name": "puller-tmp", "mountPath": "/tmp"}
+        sidecars.append({
+            "name": "model-puller",
+            "image": cluster.image(ollama.image),
+            "command": ["/bin/sh", "-c", OLLAMA_PULL_SCRIPT],
+            "args": ["pull-models", *ollama.models],
+            "env": [home, {"name": "OLLAMA_HOST", "value": f"127.0.0.1:{OLLAMA_PORT}"}],
+            "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/models-ready"]},
+                               "periodSeconds": 5},
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "securityContext": restricted_container(),
+            "volumeMounts": [puller_tmp_mount],
+        })
+    volumes = [cache, tmp] + ([puller_tmp] if ollama.models else [])
+    return Workload(
+        component="ollama",
+        image=cluster.image(ollama.image),
+        replicas=1,
+        port=OLLAMA_PORT,
+        strategy=rollout(True),
+        args=["serve"],
+        env=[home, {"name": "OLLAMA_HOST", "value": f"0.0.0.0:{OLLAMA_PORT}"},
+             {"name": "OLLAMA_KEEP_ALIVE", "value": ollama.keep_alive}],
+        resources=resources("ollama", ollama.resources, extended),
+        probes=Probes(
+            startup=http_probe("/api/version", period=5, timeout=3, failures=60),
+            readiness=http_probe("/api/tags", period=10, timeout=5, failures=3),
+            liveness=http_probe("/api/version", period=20, timeout=5, failures=3),
+        ),
+        node_selector=selector,
+        tolerations=tolerations,
+        runtime_class_name=ollama.gpu.runtime_class_name if ollama.gpu.count else None,
+        pod_security_context=restricted_pod(1000),
+        security_context=restricted_container(),
+        volumes=volumes,
+        volume_mounts=[cache_mount, tmp_mount],
+        sidecars=sidecars,
+        persistence=persistence,
+        network=network,
+    )
+
+
+# --- LiteLLM ---------------------------------------------------------------------------------
+
+
+def litellm_workload(fullname: str, litellm: Litellm, config_yaml: str, key_env: list[K8s],
+                     cluster: Cluster, network: NetworkRules, metrics: bool) -> Workload:
+    # The image writes to /tmp, ~/.cache and ~/.npm; HOME is "/" for a UID with no home.
+    scratch = [empty_dir(name, path) for name, path in
+               (("tmp", "/tmp"), ("cache", "/.cache"), ("npm", "/.npm"))]
+    config_mount = {"name": "config", "mountPath": "/etc/litellm", "readOnly": True}
+    return Workload(
+        component="litellm",
+        image=cluster.image(litellm.image),
+        replicas=litellm.replicas,
+        port=LITELLM_PORT,
+        strategy=rollout(False),
+        args=["--config", "/etc/litellm/config.yaml", "--port", str(LITELLM_PORT)],
+        env=key_env,
+        resources=resources("litellm", litellm.resources),
+        probes=Probes(
+            startup=http_probe("/health/liveliness", period=5, timeout=5, failures=36),
+            readiness=http_probe("/health/readiness", period=10, timeout=10, failures=3),
+            liveness=http_probe("/health/liveliness", period=15, timeout=10, failures=5),
+        ),
+        pod_security_context=restricted_pod(),
+        security_context=restricted_container(),
+        volumes=[{"name": "config", "configMap": {"name": f"{fullname}-config"}},
+                 *(volume for volume, _ in scratch)],
+        volume_mounts=[config_mount, *(mount for _, mount in scratch)],
+        config=ConfigFile(mount_path="/etc/litellm", file_name="config.yaml",
+                          content=config_yaml),
+        metrics_path="/metrics/" if metrics else None,
+        network=network,
+    )

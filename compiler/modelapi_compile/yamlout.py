@@ -1,0 +1,135 @@
+"""Deterministic YAML text for everything the build writes.
+
+One small emitter instead of a general YAML library so that the bytes are ours: keys keep the
+order the emitters built, lists sit under their key in Kubernetes style, and a string is
+left plain only when YAML 1.1 (Helm, which reads like go-yaml v2) and YAML 1.2 (Kustomize,
+go-yaml v3) both read it back as the same string. Anything else is double-quoted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+# Plain scalars either YAML version could resolve to something other than a string.
+_NOT_A_STRING = re.compile(
+    r"""^(?:
+        ~|null|Null|NULL
+      | y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
+      | [-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?     # sexagesimal (1.1)
+      | [-+]?(?:0b[01_]+|0o?[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)   # ints, both versions
+      | [-+]?(?:[0-9][0-9_]*)?\.?[0-9_]*(?:[eE][-+]?[0-9]+)?   # floats, both versions
+      | [-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
+      | [0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*                      # timestamps (1.1)
+      | =|<<
+    )$""",
+    re.VERBOSE,
+)
+_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./@(][A-Za-z0-9_./@()+=,;$%*^&!-]*(?:[ :][A-Za-z0-9_./@()+=,;$%*^&!-]+)*$")
+_NEEDS_ESCAPE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff\ufeff]"
+)
+
+
+def is_plain_safe(text: str) -> bool:
+    """Can `text` stand unquoted and still be this exact string in YAML 1.1 and 1.2?"""
+    if not text or not _PLAIN_SAFE.match(text) or _NOT_A_STRING.match(text):
+        return False
+    # ': ' would start a mapping, ' #' a comment; a trailing ':' or '-' is fine but rare.
+    return ": " not in text and " #" not in text and not text.endswith(":")
+
+
+def quote(text: str) -> str:
+    """A double-quoted YAML scalar (JSON's escapes are valid YAML escapes)."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _NEEDS_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
+def scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        return text if ("." in text or "e" in text) else text + ".0"
+    if isinstance(value, str):
+        return value if is_plain_safe(value) else quote(value)
+    raise TypeError(f"cannot write {type(value).__name__} as YAML")
+
+
+def _block_literal(text: str, indent: str) -> str | None:
+    """`|` block text for multi-line strings that round-trip exactly, else None."""
+    if "\n" not in text.rstrip("\n") or _NEEDS_ESCAPE.search(text) or "\r" in text:
+        return None
+    body = text.rstrip("\n")
+    trailing = len(text) - len(body)
+    lines = body.split("\n")
+    if any(line != line.rstrip(" \t") for line in lines) or lines[0][:1] in (" ", "\t"):
+        return None
+    chomp = {0: "-", 1: ""}.get(trailing, "+")
+    if chomp == "+":
+        return None
+    out = [f"|{chomp}"]
+    out += [f"{indent}{line}" if line else "" for line in lines]
+    return "\n".join(out)
+
+
+def _lines(value: Any, indent: int) -> Iterable[str]:
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            yield pad + "{}"
+            return
+        for key, item in value.items():
+            yield from _entry(pad + scalar(str(key)) + ":", item, indent, in_list=False)
+    elif isinstance(value, list):
+        if not value:
+            yield pad + "[]"
+            return
+        for item in value:
+            yield from _entry(pad + "-", item, indent, in_list=True)
+    else:
+        yield pad + scalar(value)
+
+
+def _entry(head: str, item: Any, indent: int, *, in_list: bool) -> Iterable[str]:
+    child = indent + 2
+    if isinstance(item, dict) and item:
+        if in_list:
+            nested = list(_lines(item, child))
+            yield head + " " + nested[0].lstrip()
+            yield from nested[1:]
+        else:
+            yield head
+            yield from _lines(item, child)
+    elif isinstance(item, list) and item:
+        yield head
+        # Kubernetes style: a list under a key is not indented further.
+        yield from _lines(item, child if in_list else indent)
+    elif isinstance(item, str) and "\n" in item:
+        block = _block_literal(item, " " * child)
+        yield head + " " + (block if block is not None else quote(item))
+    else:
+        empty = "{}" if isinstance(item, dict) else "[]" if isinstance(item, list) else None
+        yield head + " " + (empty if empty else scalar(item))
+
+
+def dump(value: Any) -> str:
+    """One YAML document, ending in a newline."""
+    return "\n".join(_lines(value, 0)) + "\n"
+
+
+def dump_all(documents: Iterable[Any]) -> str:
+    return "".join("---\n" + dump(doc) for doc in documents)

@@ -1,0 +1,1 @@
+"""JSON schemas shipped with modelapi-compile (the spec, GitOps and monitoring kinds)."""
