@@ -48,7 +48,7 @@ def _schema_dir_for(version: str, strict: bool) -> Any:
         raise SchemaNotFound(f"no Kubernetes schemas for version {version}; available: "
                              + ", ".join(available_kubernetes_versions()))
     name = f"v{candidates[-1]}.0-local" + ("-strict" if strict else "")
-    return resources.files("kubernetes_validate").joinpath("kubernetes-json-schema", name)
+    return resources.files("kubernetes_validate").joinpath("kubernetes-json-schema").joinpath(name)
 
 
 @cache

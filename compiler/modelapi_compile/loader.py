@@ -197,13 +197,14 @@ class _Builder:
                 raise SpecError([_at(self.file, key_node, format_path(path),
                                      "a mapping key must be a plain string")])
             key = str(key_node.value)
+            key_path = (*path, key)
             if key in result:
-                first = self.positions.keys[(*path, key)]
-                raise SpecError([_at(self.file, key_node, format_path((*path, key)),
+                first = self.positions.keys[key_path]
+                raise SpecError([_at(self.file, key_node, format_path(key_path),
                                      "duplicate key",
                                      f"it is already set at line {first[0]}; keep one")])
-            self.positions.keys[(*path, key)] = (key_node.start_mark.line + 1,
-                                                 key_node.start_mark.column + 1)
+            self.positions.keys[key_path] = (key_node.start_mark.line + 1,
+                                             key_node.start_mark.column + 1)
             result[key] = self.build(value_node, (*path, key), depth + 1)
         for key, value in merged.items():
             result.setdefault(key, value)

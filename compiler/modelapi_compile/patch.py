@@ -1,10 +1,10 @@
 """Environment patches: deep-merge `environments[].patch` onto `spec`.
 
-Maps merge key by key; lists whose items all have a `name` merge item by item, matched by
-name; any other value replaces what the spec had. A patch cannot invent an item by accident:
-an unmatched name is an error unless the item says `$patch: add`; `$patch: delete` removes
-the matched item. Positions follow the data, so an error in merged data points into the patch
-when the patch set the value, and into the spec otherwise.
+Maps merge key by key (null removes a key); lists whose items all have a `name` merge item
+by item, matched by name; any other value replaces what the spec had. A patch cannot invent
+an item by accident: an unmatched name is an error unless the item says `$patch: add`;
+`$patch: delete` removes the items of that name. Positions follow the data, so an error in
+merged data points into the patch when the patch set the value, and into the spec otherwise.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class _Merger:
                 continue
             result[key] = self.copy(value, (*base_origin, key), (*target, key))
         for key, value in patch.items():
-            if key == PATCH_MARKER:
-                continue
+            if key == PATCH_MARKER or (value is None and key in base):
+                continue  # null removes the key, as in a JSON merge patch
             if key in base:
                 result[key] = self.merge(base[key], (*base_origin, key), value,
                                          (*patch_origin, key), (*target, key))
@@ -66,7 +66,9 @@ class _Merger:
 
     def _merge_named(self, base: list[Any], base_origin: Path, patch: list[Any],
                      patch_origin: Path, target: Path) -> list[Any]:
-        by_name = {item["name"]: i for i, item in enumerate(base)}
+        by_name: dict[str, list[int]] = {}
+        for i, item in enumerate(base):
+            by_name.setdefault(item["name"], []).append(i)
         patches: dict[int, tuple[Any, Path]] = {}
         deleted: set[int] = set()
         added: list[tuple[Any, Path]] = []
@@ -78,22 +80,26 @@ class _Merger:
                     (*origin, PATCH_MARKER), f"unknown {PATCH_MARKER} value {marker!r}",
                     "use 'add' to add an item or 'delete' to remove one"))
                 continue
-            index = by_name.get(item["name"])
+            indices = by_name.get(item["name"], [])
             if marker == "add":
-                if index is not None:
+                if indices:
                     self.problems.append(self.source.problem(
                         (*origin, "name"), f"'{item['name']}' already exists in the spec",
                         f"drop '{PATCH_MARKER}: add' to change the existing item"))
                 added.append((item, origin))
-            elif index is None:
+            elif not indices:
                 known = ", ".join(sorted(by_name)) or "none"
                 self.problems.append(self.source.problem(
                     (*origin, "name"), f"no item named '{item['name']}' to patch (known: {known})",
                     f"fix the name, or add '{PATCH_MARKER}: add' to add a new item"))
             elif marker == "delete":
-                deleted.add(index)
+                deleted.update(indices)
+            elif len(indices) > 1:
+                self.problems.append(self.source.problem(
+                    (*origin, "name"), f"{len(indices)} items are named '{item['name']}'",
+                    f"'{PATCH_MARKER}: delete' them and '{PATCH_MARKER}: add' the new ones"))
             else:
-                patches[index] = (item, origin)
+                patches[indices[0]] = (item, origin)
         result: list[Any] = []
         for i, item in enumerate(base):
             if i in deleted:

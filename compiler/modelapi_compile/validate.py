@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from .loader import Document, Positions
 from .patch import apply_patch
 from .problems import Path, Problem, SpecError, did_you_mean
-from .spec import ACCELERATORS, API_VERSION, BACKEND_KINDS, KIND, ModelAPI, ModelStack
+from .spec import ACCELERATORS, API_VERSION, KIND, ModelAPI, ModelStack
 
 DEFAULT_ENVIRONMENT = "default"
 _SECRETISH = re.compile(r"(key|token|password|passwd|secret|credential)", re.IGNORECASE)
@@ -100,8 +100,8 @@ def _problems_from_pydantic(error: ValidationError, data: Any, positions: Positi
         path, leftover = _data_path(data, item["loc"])
         kind = item["type"]
         if kind == "missing" and leftover:
-            path, message, is_key = (*path, leftover[-1]), f"required field '{leftover[-1]}' is missing", False
-            hint = "add it"
+            path, is_key = (*path, leftover[-1]), False
+            message, hint = f"required field '{leftover[-1]}' is missing", "add it"
         elif kind == "extra_forbidden":
             message, is_key = f"unknown field '{path[-1]}'", True
             hint = _unknown_field_hint(path)
@@ -123,10 +123,9 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[Path, tuple[int |
     path: list[int | str] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_map = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_map or in_list:
             node = node[part]
             path.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and not _is_union_tag(part):
@@ -208,6 +207,19 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterat
     yield from _unique_names("agents", [a.name for a in spec.agents], positions)
     yield from _unique_names("environments", [e.name for e in spec.environments], positions)
     apis = {a.name: a for a in spec.model_apis}
+    env_names = [e.name for e in spec.environments]
+    for i, environment in enumerate(spec.environments):
+        others = [n for n in env_names if n != environment.name]
+        for j, other in enumerate(environment.depends_on):
+            if other not in others:
+                yield positions.problem(("spec", "environments", i, "dependsOn", j),
+                                        f"no other environment named '{other}'",
+                                        did_you_mean(other, others))
+    argocd = spec.gitops.argocd if spec.gitops else None
+    if argocd and argocd.create_project and argocd.project == "default":
+        yield positions.problem(("spec", "gitops", "argocd", "project"),
+                                "createProject would overwrite Argo CD's shared 'default' "
+                                "project", "name a project of the stack's own")
     for i, api in enumerate(spec.model_apis):
         yield from _name_length(stack.metadata.name, api.name, ("spec", "modelAPIs", i, "name"),
                                 positions)

@@ -85,20 +85,34 @@ def _helm_problems(compiled: Compiled, spec_path: str) -> list[Problem]:
     return problems
 
 
-def render_chart(sdk: Any, chart: Path, env: str, namespace: str) -> list[K8s]:
-    """Objects `helm template` renders for an environment (values-<env>.yaml)."""
+def _scalar_as_string(loader: Any, node: Any) -> Any:
+    return loader.construct_scalar(node)
+
+
+def load_yaml_documents(text: str) -> list[Any]:
+    """Documents of YAML that Go programs wrote (Helm, Kustomize): YAML 1.1 scalars, with
+    plain `=` and `<<` values read as the strings they are to go-yaml."""
     import yaml
 
+    class Loader(yaml.CSafeLoader):
+        pass
+
+    for tag in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"):
+        Loader.add_constructor(tag, _scalar_as_string)
+    return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
+
+
+def render_chart(sdk: Any, chart: Path, env: str, namespace: str) -> list[K8s]:
+    """Objects `helm template` renders for an environment (values-<env>.yaml)."""
     values: dict[str, Any] = {}
     if env:
-        loaded = yaml.load((chart / f"values-{env}.yaml").read_text("utf-8"),
-                           Loader=yaml.CSafeLoader)
-        values = loaded or {}
+        documents = load_yaml_documents((chart / f"values-{env}.yaml").read_text("utf-8"))
+        values = documents[0] if documents else {}
     release = chart.name
     output = sdk.Chart.load(str(chart)).render(values, name=release, namespace=namespace)
     objects: list[K8s] = []
     for _, text in sorted(output.items()):
-        objects += [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
+        objects += [doc for doc in load_yaml_documents(text) if doc]
     return objects
 
 

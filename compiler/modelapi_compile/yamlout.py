@@ -28,15 +28,16 @@ _NOT_A_STRING = re.compile(
     )$""",
     re.VERBOSE,
 )
-_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./@(][A-Za-z0-9_./@()+=,;$%*^&!-]*(?:[ :][A-Za-z0-9_./@()+=,;$%*^&!-]+)*$")
+_PLAIN_CHAR = r"[A-Za-z0-9_./@()+=,;$%*^&!-]"
+_PLAIN_SAFE = re.compile(rf"^[A-Za-z0-9_./(]{_PLAIN_CHAR}*(?:[ :]{_PLAIN_CHAR}+)*$")
 _NEEDS_ESCAPE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff\ufeff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff\ufeff]"
 )
 
 
 def is_plain_safe(text: str) -> bool:
     """Can `text` stand unquoted and still be this exact string in YAML 1.1 and 1.2?"""
-    if not text or not _PLAIN_SAFE.match(text) or _NOT_A_STRING.match(text):
+    if not text or not _PLAIN_SAFE.fullmatch(text) or _NOT_A_STRING.fullmatch(text):
         return False
     # ': ' would start a mapping, ' #' a comment; a trailing ':' or '-' is fine but rare.
     return ": " not in text and " #" not in text and not text.endswith(":")
@@ -63,7 +64,10 @@ def scalar(value: Any) -> str:
         if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
         text = repr(value)
-        return text if ("." in text or "e" in text) else text + ".0"
+        mantissa, e, exponent = text.partition("e")
+        if "." not in mantissa:  # YAML 1.1 floats need a dot, and a signed exponent
+            mantissa += ".0"
+        return mantissa + (e + exponent if e else "")
     if isinstance(value, str):
         return value if is_plain_safe(value) else quote(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")

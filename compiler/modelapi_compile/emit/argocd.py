@@ -93,9 +93,7 @@ def application_set(plan: GitOpsPlan) -> Obj:
 
 def app_project(plan: GitOpsPlan) -> Obj:
     """A project that may only pull from the stack's repo into the stack's namespaces."""
-    destinations = sorted(
-        {(_cluster_key(env), env.namespace) for env in plan.environments}
-    )
+    destinations = sorted({(_cluster_key(env), env.namespace) for env in plan.environments})
     spec: Obj = {
         "description": f"{plan.stack}: written by {MANAGED_BY}",
         "sourceRepos": [plan.repo_url],

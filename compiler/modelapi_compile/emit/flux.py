@@ -81,14 +81,16 @@ def helm_release(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
     spec |= {
         "interval": plan.flux.interval,
         "timeout": plan.flux.timeout,
-        "chart": {"spec": {
-            "chart": chart,
-            # A new chart artifact per Git revision: the chart version never changes.
-            "reconcileStrategy": "Revision",
-            "sourceRef": _source_ref(plan),
-            # valuesFiles replace the chart's values.yaml, so it must come first.
-            "valuesFiles": [f"{chart}/values.yaml", f"{chart}/values-{env.name}.yaml"],
-        }},
+        "chart": {
+            "spec": {
+                "chart": chart,
+                # A new chart artifact per Git revision: the chart version never changes.
+                "reconcileStrategy": "Revision",
+                "sourceRef": _source_ref(plan),
+                # valuesFiles replace the chart's values.yaml, so it must come first.
+                "valuesFiles": [f"{chart}/values.yaml", f"{chart}/values-{env.name}.yaml"],
+            }
+        },
         # The same release name as Argo CD and `helm template`, so names match everywhere.
         "releaseName": plan.stack,
         "targetNamespace": env.namespace,

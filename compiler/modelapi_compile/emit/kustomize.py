@@ -61,7 +61,9 @@ def overlay_files(env: str, namespace: str, base: list[K8s], target: list[K8s],
     for key, obj in sorted(base_by_key.items()):
         if key not in target_by_key:
             deletion = {"$patch": "delete", "apiVersion": obj["apiVersion"],
-                        "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]}}
+                        "kind": obj["kind"],
+                        "metadata": {"name": obj["metadata"]["name"],
+                                     "namespace": obj["metadata"]["namespace"]}}
             patches.append({"patch": yamlout.dump(deletion)})
     kustomization: K8s = {**KUSTOMIZATION, "namespace": namespace, "resources": resources}
     if patches:
