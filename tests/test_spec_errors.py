@@ -100,3 +100,12 @@ def test_examples_start_with_the_editor_modeline() -> None:
     for example in (REPO / "examples").glob("*.yaml"):
         first = example.read_text().splitlines()[0]
         assert first == "# yaml-language-server: $schema=../schemas/modelstack.v1alpha1.json"
+
+
+def test_readme_spec_reference_is_current() -> None:
+    from modelapi_compile.spec_schema import spec_reference_markdown
+
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- spec-reference:start -->\n", "<!-- spec-reference:end -->"
+    section = readme[readme.index(start) + len(start):readme.index(end)]
+    assert section == spec_reference_markdown()

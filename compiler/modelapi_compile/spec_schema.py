@@ -18,3 +18,42 @@ def spec_schema() -> dict[str, Any]:
 
 def spec_schema_text() -> str:
     return json.dumps(spec_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _type_text(field_schema: dict[str, Any], definitions: dict[str, Any]) -> str:
+    if "$ref" in field_schema:
+        return field_schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in field_schema:
+        return " | ".join(_type_text(s, definitions) for s in field_schema["anyOf"])
+    if "enum" in field_schema:
+        return " | ".join(str(v) for v in field_schema["enum"])
+    if "const" in field_schema:
+        return str(field_schema["const"])
+    kind = field_schema.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_text(field_schema.get('items', {}), definitions)}]"
+    if kind == "object" and isinstance(field_schema.get("additionalProperties"), dict):
+        return f"map[{_type_text(field_schema['additionalProperties'], definitions)}]"
+    return str(kind)
+
+
+def spec_reference_markdown() -> str:
+    """The spec reference of the README: one table per model, generated from spec.py."""
+    schema = spec_schema()
+    definitions = schema.get("$defs", {})
+    sections = []
+    for name, model in [("ModelStack", schema), *sorted(definitions.items())]:
+        if "properties" not in model:
+            continue
+        rows = ["| field | type | default | description |", "|---|---|---|---|"]
+        required = set(model.get("required", []))
+        for field, field_schema in model["properties"].items():
+            default = ("required" if field in required
+                       else json.dumps(field_schema.get("default")) if "default" in
+                       field_schema else "")
+            text = field_schema.get("description", "").replace("|", "\\|").replace("\n", " ")
+            kind = _type_text(field_schema, definitions).replace("|", "\\|")
+            rows.append(f"| `{field}` | {kind} | {default.replace('|', chr(92) + '|')} | {text} |")
+        doc = (model.get("description") or "").strip().split("\n")[0]
+        sections.append(f"#### {name}\n\n{doc}\n\n" + "\n".join(rows) + "\n")
+    return "\n".join(sections)
