@@ -22,7 +22,7 @@ def spec_schema_text() -> str:
 
 def _type_text(field_schema: dict[str, Any], definitions: dict[str, Any]) -> str:
     if "$ref" in field_schema:
-        return field_schema["$ref"].rsplit("/", 1)[-1]
+        return str(field_schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in field_schema:
         return " | ".join(_type_text(s, definitions) for s in field_schema["anyOf"])
     if "enum" in field_schema:
