@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import REPO, valid_specs
 from modelapi_compile.cli import cli
 from modelapi_compile.pipeline import compile_spec
-from modelapi_compile.verify import render_chart
+from modelapi_compile.verify import load_yaml_documents, render_chart
 
 HELM_ONLY_LABELS = ("helm.sh/chart",)
 
@@ -89,3 +89,28 @@ def test_build_keeps_foreign_files_and_refuses_hand_edits(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(tmp_path), "--force"])
     assert result.exit_code == 0
     assert edited.read_text() != "edited\n"
+
+
+def test_argocd_helm_applications_render_with_their_value_files(tmp_path: Path,
+                                                                  helm: Any) -> None:
+    """Check out the build where gitops.path says, then render what each Application names."""
+    spec = REPO / "examples" / "agentic.yaml"
+    compiled = compile_spec(str(spec), use_helm=False)
+    repo_root = tmp_path / "repo"
+    _write(repo_root / "deploy" / "agentic", spec)
+    applications = [doc for path, docs in compiled.gitops.items()
+                    if path.startswith("gitops/argocd/") for doc in docs
+                    if doc["kind"] == "Application"]
+    assert applications
+    for app in applications:
+        source = app["spec"]["source"]
+        chart = repo_root / source["path"]
+        assert (chart / "Chart.yaml").is_file()
+        values: dict[str, Any] = {}
+        for name in source["helm"]["valueFiles"]:
+            loaded = load_yaml_documents((chart / name).read_text())
+            values = {**values, **(loaded[0] if loaded else {})}
+        namespace = app["spec"]["destination"]["namespace"]
+        objects = helm.Chart.load(str(chart)).render(values, name=source["helm"]["releaseName"],
+                                                     namespace=namespace)
+        assert any("kind: Deployment" in text for text in objects.values())
