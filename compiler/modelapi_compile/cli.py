@@ -148,6 +148,43 @@ def template(spec: str, environment: str) -> None:
     click.echo(render_environment(spec, environment), nl=False)
 
 
+@cli.command("validate-manifests")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--kubernetes-version", default="1.31.0", show_default=True,
+              help="schemas of this Kubernetes version")
+@click.option("--strict", is_flag=True, help="unknown fields and duplicate keys are errors")
+@click.option("--schema-location", "locations", multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="folder of {group}/{kind}_{version}.json schemas or of CRD YAML; repeatable; "
+                   "searched first")
+@click.option("--ignore-missing-schemas", is_flag=True, help="skip kinds without a schema")
+@click.option("--skip", "skip", multiple=True, help="kinds to skip (repeatable or comma-separated)")
+@click.option("--output", type=click.Choice(["text", "json", "junit", "github"]), default="text",
+              show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="also list valid and skipped resources")
+@_guarded
+def validate_manifests(paths: tuple[str, ...], kubernetes_version: str, strict: bool,
+                       locations: tuple[str, ...], ignore_missing_schemas: bool,
+                       skip: tuple[str, ...], output: str, verbose: bool) -> None:
+    """Validate Kubernetes manifests (files, folders, - for stdin) offline, like kubeconform.
+
+    Exit 0 when every resource is valid or skipped, 1 when any is invalid or failed."""
+    from .manifest_check import Options
+    from .manifest_check import validate_manifests as run
+    from .reporters import REPORTERS, as_text
+
+    options = Options(
+        kubernetes_version=kubernetes_version.lstrip("v"), strict=strict,
+        schema_locations=tuple(Path(p) for p in locations),
+        ignore_missing_schemas=ignore_missing_schemas,
+        skip_kinds=frozenset(k.strip() for item in skip for k in item.split(",") if k.strip()))
+    results = run(list(paths), options)
+    report = REPORTERS[output](results) if output in REPORTERS else as_text(results, verbose)
+    click.echo(report, nl=False)
+    if any(r.status in ("invalid", "error") for r in results):
+        sys.exit(EXIT_INVALID)
+
+
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the stack spec."""

@@ -1,25 +1,37 @@
 """Offline JSON-schema validation of Kubernetes objects, kubeconform style.
 
 Schemas are looked up in order: the user's schema locations (kubeconform layout
-`{group}/{kind}_{version}.json`), the project's own schemas (GitOps and monitoring kinds),
-then the Kubernetes schemas shipped by kubernetes-validate for the requested version.
-Each schema is compiled once per catalog and reused for every object of that kind.
+`{group}/{kind}_{version}.json`, or folders of CRD YAML converted on the fly), the project's
+own schemas (GitOps and monitoring kinds), then the Kubernetes schemas shipped by
+kubernetes-validate for the requested version.
+
+Each schema is made self-contained (references into kubernetes-validate's shared
+definitions file become local `definitions`), compiled once to Python code by fastjsonschema
+and reused for every object of its kind. The generated code is cached on disk, keyed by the
+schema's hash and the Python version, because generating it costs far more than using it.
+Only an object that fails the fast check is validated again by jsonschema, to list every
+problem with its path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import marshal
+import os
 import re
-from dataclasses import dataclass
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from referencing import Registry, Resource
-
 _GROUP_SHORT = re.compile(r"^([^./]*)(?:\.[^/]*)?/")
+_DEFINITION_REF = "#/$defs/"
+_SKIPPED_KEYS = ("description",)
 
 
 @dataclass(frozen=True)
@@ -37,24 +49,161 @@ def available_kubernetes_versions() -> tuple[str, ...]:
     root = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
     versions = {m.group(1) for entry in root.iterdir()
                 if (m := re.match(r"^v(\d+\.\d+)\.\d+-local$", entry.name))}
-    return tuple(sorted(versions, key=lambda v: tuple(int(x) for x in v.split("."))))
+    return tuple(sorted(versions, key=_version_tuple))
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.lstrip("v").split(".")[:2])
 
 
 def _schema_dir_for(version: str, strict: bool) -> Any:
-    major_minor = tuple(int(x) for x in version.split(".")[:2])
     candidates = [v for v in available_kubernetes_versions()
-                  if tuple(int(x) for x in v.split(".")) <= major_minor]
+                  if _version_tuple(v) <= _version_tuple(version)]
     if not candidates:
         raise SchemaNotFound(f"no Kubernetes schemas for version {version}; available: "
                              + ", ".join(available_kubernetes_versions()))
     name = f"v{candidates[-1]}.0-local" + ("-strict" if strict else "")
-    return resources.files("kubernetes_validate").joinpath("kubernetes-json-schema").joinpath(name)
+    return resources.files("kubernetes_validate").joinpath("kubernetes-json-schema").joinpath(
+        name)
 
 
 @cache
-def _definitions(version: str, strict: bool) -> Resource[Any]:
+def _definitions(version: str, strict: bool) -> dict[str, Any]:
     text = _schema_dir_for(version, strict).joinpath("_definitions.json").read_text("utf-8")
-    return Resource.from_contents(json.loads(text))
+    definitions: dict[str, Any] = json.loads(text)["$defs"]
+    return definitions
+
+
+def self_contained(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with every `…#/$defs/X` reference pointing at a local `definitions` copy."""
+    used: dict[str, Any] = {}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                if key == "$ref" and isinstance(value, str) and _DEFINITION_REF in value:
+                    name = value.rsplit("/", 1)[-1]
+                    out[key] = f"#/definitions/{name}"
+                    if name not in used:
+                        used[name] = {}
+                        used[name] = rewrite(definitions[name])
+                elif key in _SKIPPED_KEYS or key.startswith("x-kubernetes") or key == "$schema":
+                    continue
+                else:
+                    out[key] = rewrite(value)
+            return out
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        return node
+
+    result: dict[str, Any] = rewrite(schema)
+    if used:
+        result["definitions"] = dict(sorted(used.items()))
+    return result
+
+
+def _formats(schema: Any, found: set[str] | None = None) -> set[str]:
+    found = set() if found is None else found
+    if isinstance(schema, dict):
+        if isinstance(schema.get("format"), str):
+            found.add(schema["format"])
+        for value in schema.values():
+            _formats(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _formats(value, found)
+    return found
+
+
+def _cache_dir() -> Path | None:
+    base = os.environ.get("MODELAPI_COMPILE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelapi-compile")
+    try:
+        path = Path(base) / "schemas"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError:
+        return None
+
+
+def _compiled_code(schema: dict[str, Any]) -> Any:
+    """A code object validating `schema`, from the disk cache when possible."""
+    import fastjsonschema
+
+    text = json.dumps(schema, sort_keys=True)
+    key = hashlib.sha256(f"{sys.version}|{fastjsonschema.VERSION}|{text}".encode()).hexdigest()
+    cache_dir = _cache_dir()
+    cached = cache_dir / f"{key}.marshal" if cache_dir else None
+    if cached and cached.is_file():
+        try:
+            return marshal.loads(cached.read_bytes())
+        except (EOFError, ValueError, TypeError):
+            pass
+    # Formats are not checked, as in kubeconform and jsonschema's defaults.
+    source = fastjsonschema.compile_to_code(schema, formats={f: ".*" for f in _formats(schema)})
+    code = compile(source, f"<schema {key[:12]}>", "exec")
+    if cached:
+        _write_quietly(cached, marshal.dumps(code))
+    return code
+
+
+def _write_quietly(path: Path, data: bytes) -> None:
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+@dataclass
+class CompiledSchema:
+    schema: dict[str, Any]
+    origin: str  # where the schema came from, for messages
+    _fast: Callable[[Any], Any] | None = field(default=None, repr=False)
+    _detailed: Any = field(default=None, repr=False)
+
+    def fast(self) -> Callable[[Any], Any]:
+        if self._fast is None:
+            namespace: dict[str, Any] = {}
+            exec(_compiled_code(self.schema), namespace)  # code generated from our schema
+            entry = next(v for k, v in namespace.items()
+                         if k.startswith("validate") and callable(v))
+            self._fast = entry
+        return self._fast
+
+    def problems(self, obj: Any) -> list[SchemaProblem]:
+        import fastjsonschema
+
+        try:
+            self.fast()(obj)
+            return []
+        except fastjsonschema.JsonSchemaValueException as error:
+            first = SchemaProblem(_fast_path(error.path), error.message)
+        except RecursionError:
+            first = SchemaProblem("", "the object is nested too deeply")
+        return self._all_problems(obj) or [first]
+
+    def _all_problems(self, obj: Any) -> list[SchemaProblem]:
+        import jsonschema
+
+        if self._detailed is None:
+            self._detailed = jsonschema.Draft7Validator(self.schema)
+        errors = sorted(self._detailed.iter_errors(obj), key=lambda e: _json_path(e.absolute_path))
+        return [SchemaProblem(_json_path(e.absolute_path), e.message) for e in errors]
+
+
+def _fast_path(parts: Iterable[Any]) -> str:
+    return _json_path(list(parts)[1:])  # fastjsonschema's path starts with "data"
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def project_schema_root() -> Path:
@@ -62,54 +211,45 @@ def project_schema_root() -> Path:
 
 
 class SchemaCatalog:
-    """Finds and caches one compiled validator per (apiVersion, kind)."""
+    """Finds and caches one compiled schema per (apiVersion, kind)."""
 
     def __init__(self, kubernetes_version: str, *, strict: bool = True,
-                 locations: tuple[Path, ...] = ()):
+                 locations: tuple[Path, ...] = (), crds: dict[tuple[str, str], Any] | None = None):
         self.kubernetes_version = kubernetes_version
         self.strict = strict
-        self.locations = (*locations, project_schema_root())
-        self._validators: dict[tuple[str, str], Any] = {}
+        root = project_schema_root()
+        self.locations = (*locations, root / "gitops", root / "monitoring")
+        self.crds = crds or {}
+        self._compiled: dict[tuple[str, str], CompiledSchema] = {}
 
-    def validator(self, api_version: str, kind: str) -> Any:
+    def schema_for(self, api_version: str, kind: str) -> CompiledSchema:
         key = (api_version, kind)
-        if key not in self._validators:
-            self._validators[key] = self._compile(api_version, kind)
-        return self._validators[key]
+        if key not in self._compiled:
+            self._compiled[key] = self._find(api_version, kind)
+        return self._compiled[key]
 
-    def _compile(self, api_version: str, kind: str) -> Any:
+    def _find(self, api_version: str, kind: str) -> CompiledSchema:
         group, _, version = api_version.rpartition("/")
+        if (api_version, kind) in self.crds:
+            return CompiledSchema(self.crds[(api_version, kind)], "CRD")
         for root in self.locations:
-            for candidate in (root / group / f"{kind.lower()}_{version}.json",
-                              root / "gitops" / group / f"{kind.lower()}_{version}.json",
-                              root / "monitoring" / group / f"{kind.lower()}_{version}.json"):
-                if group and candidate.is_file():
-                    schema = json.loads(candidate.read_text("utf-8"))
-                    return jsonschema.Draft7Validator(schema)
-        return self._kubernetes_validator(api_version, kind)
+            candidate = root / group / f"{kind.lower()}_{version}.json"
+            if candidate.is_file():
+                return CompiledSchema(json.loads(candidate.read_text("utf-8")), str(candidate))
+        return self._kubernetes_schema(api_version, kind)
 
-    def _kubernetes_validator(self, api_version: str, kind: str) -> Any:
+    def _kubernetes_schema(self, api_version: str, kind: str) -> CompiledSchema:
         short = _GROUP_SHORT.sub(r"\1-", api_version)
         directory = _schema_dir_for(self.kubernetes_version, self.strict)
         entry = directory.joinpath(f"{kind.lower()}-{short}.json")
         if not entry.is_file():
             raise SchemaNotFound(f"no schema for {kind} {api_version} in Kubernetes "
-                                 f"{self.kubernetes_version}")
+                                 f"{self.kubernetes_version} or the schema locations")
         schema = json.loads(entry.read_text("utf-8"))
         definitions = _definitions(self.kubernetes_version, self.strict)
-        registry: Registry[Any] = Registry().with_resource("/api/_definitions.json", definitions)
-        return jsonschema.Draft202012Validator(schema, registry=registry)
+        return CompiledSchema(self_contained(schema, definitions), f"kubernetes {entry.name}")
 
     def check(self, obj: dict[str, Any]) -> list[SchemaProblem]:
         """Problems of one object; SchemaNotFound when no schema knows its kind."""
-        validator = self.validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-        return [SchemaProblem(_json_path(error.absolute_path), error.message)
-                for error in sorted(validator.iter_errors(obj),
-                                             key=lambda e: _json_path(e.absolute_path))]
-
-
-def _json_path(parts: Any) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+        compiled = self.schema_for(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        return compiled.problems(obj)

@@ -52,5 +52,5 @@ def compile_spec(spec_path: str, *, use_helm: bool = True) -> Compiled:
         files.add(path, header_comment(source) + body)
 
     compiled = Compiled(files, base, environments, objects, gitops)
-    verify(compiled, spec_path, use_helm=use_helm)
+    verify(compiled, validated, use_helm=use_helm)
     return compiled

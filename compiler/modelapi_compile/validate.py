@@ -37,6 +37,18 @@ class ValidatedSpec:
     file: str
     stack: ModelStack  # the spec as written, no patch applied
     environments: tuple[EnvironmentSpec, ...]
+    positions: Positions
+
+    def origin(self, name: str) -> tuple[Path, tuple[int, int]] | None:
+        """Where the modelAPI or agent called `name` is declared in the spec."""
+        spec = self.stack.spec
+        for field, names in (("modelAPIs", [a.name for a in spec.model_apis]),
+                             ("agents", [a.name for a in spec.agents])):
+            for index, item_name in enumerate(names):
+                if item_name == name:
+                    path: Path = ("spec", field, index)
+                    return path, self.positions.locate(path)
+        return None
 
 
 def validate_document(document: Document) -> ValidatedSpec:
@@ -61,7 +73,7 @@ def validate_document(document: Document) -> ValidatedSpec:
             EnvironmentSpec(env.name, env.namespace or stack.spec.namespace, env_stack))
     if problems:
         raise SpecError(problems)
-    return ValidatedSpec(positions.file, stack, tuple(environments))
+    return ValidatedSpec(positions.file, stack, tuple(environments), positions)
 
 
 def _check_header(data: dict[str, Any], positions: Positions) -> None:

@@ -11,20 +11,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .kubeschemas import SchemaCatalog, SchemaNotFound
-from .problems import Problem, SpecError
+from .problems import Problem, SpecError, format_path
 from .resolved import K8s
 
 if TYPE_CHECKING:
     from .pipeline import Compiled
+    from .validate import ValidatedSpec
 
 
 class OutputInvalid(SpecError):
     """The build would write output that fails verification (exit 1, nothing written)."""
 
 
-def verify(compiled: Compiled, spec_path: str, *, use_helm: bool = True) -> None:
+def verify(compiled: Compiled, validated: ValidatedSpec, *, use_helm: bool = True) -> None:
+    spec_path = validated.file
     catalog = SchemaCatalog(compiled.base.kubernetes_version, strict=True)
-    problems = list(_schema_problems(compiled, catalog, spec_path))
+    problems = list(_schema_problems(compiled, catalog, validated))
     if use_helm and not problems:
         problems += _helm_problems(compiled, spec_path)
     if problems:
@@ -36,19 +38,31 @@ def _describe(env: str, obj: K8s) -> str:
     return f"{where}{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
 
-def _schema_problems(compiled: Compiled, catalog: SchemaCatalog, spec_path: str
+def _schema_problems(compiled: Compiled, catalog: SchemaCatalog, validated: ValidatedSpec
                      ) -> Iterator[Problem]:
     for env, objects in [*compiled.objects.items(), *compiled.gitops_objects()]:
         for obj in objects:
+            line, column, declared = _origin(obj, validated)
             try:
                 found = catalog.check(obj)
             except SchemaNotFound as error:
-                yield Problem(spec_path, 0, 0, _describe(env, obj), str(error))
+                yield Problem(validated.file, line, column, _describe(env, obj), str(error))
                 continue
             for problem in found:
-                yield Problem(spec_path, 0, 0, f"{_describe(env, obj)}: {problem.path}",
+                yield Problem(validated.file, line, column,
+                              f"{_describe(env, obj)}: {problem.path}",
                               f"generated object is invalid: {problem.message}",
-                              "check the spec values that feed this field")
+                              f"check the values of {declared} that feed this field")
+
+
+def _origin(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:
+    """The spec item an object was generated from: line, column and its path."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    found = validated.origin(str(labels.get("app.kubernetes.io/name", "")))
+    if found is None:
+        return 0, 0, "the spec"
+    path, (line, column) = found
+    return line, column, format_path(path)
 
 
 def helm_sdk() -> Any | None:
@@ -85,21 +99,13 @@ def _helm_problems(compiled: Compiled, spec_path: str) -> list[Problem]:
     return problems
 
 
-def _scalar_as_string(loader: Any, node: Any) -> Any:
-    return loader.construct_scalar(node)
-
-
 def load_yaml_documents(text: str) -> list[Any]:
-    """Documents of YAML that Go programs wrote (Helm, Kustomize): YAML 1.1 scalars, with
-    plain `=` and `<<` values read as the strings they are to go-yaml."""
+    """Documents of YAML that Go programs wrote (Helm, Kustomize)."""
     import yaml
 
-    class Loader(yaml.CSafeLoader):
-        pass
+    from .manifest_check import GoYamlLoader
 
-    for tag in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"):
-        Loader.add_constructor(tag, _scalar_as_string)
-    return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
+    return [doc for doc in yaml.load_all(text, Loader=GoYamlLoader) if doc is not None]
 
 
 def render_chart(sdk: Any, chart: Path, env: str, namespace: str) -> list[K8s]:

@@ -1,0 +1,213 @@
+"""`validate-manifests`: load Kubernetes manifests from files, folders or stdin, and check
+each object against its schema, kubeconform style.
+
+loading (files -> documents -> objects, Lists split) -> checking (retired API versions,
+schemas) -> results; reporters.py turns results into text, JSON, JUnit or GitHub output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .apiversions import retirement
+from .kubeschemas import SchemaCatalog, SchemaNotFound, SchemaProblem
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+_DOCUMENT_START = re.compile(r"^---(?:[ \t].*)?$")
+
+
+@dataclass
+class Result:
+    file: str
+    document: int  # 0-based index of the YAML document in the file
+    line: int  # first line of that document
+    api_version: str = ""
+    kind: str = ""
+    name: str = ""
+    status: str = "valid"  # valid | invalid | error | skipped
+    message: str = ""
+    problems: list[SchemaProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    obj: Any = field(default=None, repr=False, compare=False)  # dropped once checked
+
+    @property
+    def title(self) -> str:
+        return f"{self.kind or '?'}/{self.name or '?'}"
+
+
+@dataclass(frozen=True)
+class Options:
+    kubernetes_version: str = "1.31.0"
+    strict: bool = False
+    schema_locations: tuple[Path, ...] = ()
+    ignore_missing_schemas: bool = False
+    skip_kinds: frozenset[str] = frozenset()
+
+
+class GoYamlLoader(yaml.CSafeLoader):
+    """YAML 1.1 as Go programs read it: a plain `=` or `<<` value is a string."""
+
+
+class _StrictLoader(GoYamlLoader):
+    """GoYamlLoader that refuses duplicate keys (--strict)."""
+
+
+def _construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+def _as_string(loader: Any, node: Any) -> Any:
+    return loader.construct_scalar(node)
+
+
+for _tag in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"):
+    GoYamlLoader.add_constructor(_tag, _as_string)
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def discover(paths: list[str]) -> Iterator[tuple[str, str]]:
+    """(name, text) of every manifest file under `paths`; `-` reads stdin."""
+    for path in paths:
+        if path == "-":
+            yield "stdin", sys.stdin.read()
+            continue
+        target = Path(path)
+        files = (sorted(p for p in target.rglob("*") if p.suffix in MANIFEST_SUFFIXES
+                        and p.is_file()) if target.is_dir() else [target])
+        for file in files:
+            yield str(file), file.read_text("utf-8", errors="replace")
+
+
+def split_documents(text: str) -> Iterator[tuple[int, str]]:
+    """(first line, text) of each YAML document."""
+    start, lines = 1, list[str]()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _DOCUMENT_START.match(line):
+            if lines:
+                yield start, "\n".join(lines)
+            rest = line[3:]
+            start, lines = (number, [rest]) if rest.strip() else (number + 1, [])
+        elif line.strip() == "...":
+            continue
+        else:
+            lines.append(line)
+    if lines:
+        yield start, "\n".join(lines)
+
+
+def _parse(name: str, text: str, strict: bool) -> Iterator[Result | tuple[int, int, Any]]:
+    if name.endswith(".json"):
+        try:
+            yield 0, 1, json.loads(text, object_pairs_hook=_json_pairs(strict))
+        except ValueError as error:
+            yield Result(name, 0, 1, status="error", message=f"invalid JSON: {error}")
+        return
+    loader = _StrictLoader if strict else GoYamlLoader
+    for index, (line, document) in enumerate(split_documents(text)):
+        try:
+            yield index, line, yaml.load(document, Loader=loader)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            at = line + (mark.line if mark else 0)
+            problem = getattr(error, "problem", None) or str(error)
+            yield Result(name, index, at, status="error", message=f"invalid YAML: {problem}")
+
+
+def _json_pairs(strict: bool) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in items:
+            if strict and key in result:
+                raise ValueError(f"duplicate key {key!r}")
+            result[key] = value
+        return result
+
+    return pairs
+
+
+def load_resources(name: str, text: str, strict: bool) -> Iterator[Result]:
+    """One pending Result (with `.obj`) per object; empty documents are ignored."""
+    for parsed in _parse(name, text, strict):
+        if isinstance(parsed, Result):
+            yield parsed
+            continue
+        index, line, obj = parsed
+        if obj is None:
+            continue
+        items = obj.get("items") if isinstance(obj, dict) else None
+        is_list = isinstance(obj, dict) and str(obj.get("kind", "")).endswith("List")
+        for item in (items or []) if is_list and isinstance(items, list) else [obj]:
+            yield _pending(name, index, line, item)
+
+
+def _pending(name: str, index: int, line: int, obj: Any) -> Result:
+    result = Result(name, index, line, obj=obj)
+    if isinstance(obj, dict):
+        metadata = obj.get("metadata")
+        result.api_version = str(obj.get("apiVersion") or "")
+        result.kind = str(obj.get("kind") or "")
+        result.name = str(metadata.get("name") or "") if isinstance(metadata, dict) else ""
+    return result
+
+
+def check_result(result: Result, catalog: SchemaCatalog, options: Options) -> Result:
+    obj = result.obj
+    if result.status != "valid":
+        return result
+    if not isinstance(obj, dict):
+        return _finish(result, "error", "the document is not a mapping")
+    if not result.kind or not result.api_version:
+        return _finish(result, "error", "missing kind or apiVersion")
+    if result.kind in options.skip_kinds:
+        return _finish(result, "skipped", "")
+    retired = retirement(result.api_version, result.kind, options.kubernetes_version)
+    if retired and retired[0] == "removed":
+        result.problems = [SchemaProblem("apiVersion", retired[1])]
+        return _finish(result, "invalid", retired[1])
+    if retired:
+        result.warnings.append(retired[1])
+    try:
+        result.problems = catalog.check(obj)
+    except SchemaNotFound as error:
+        if options.ignore_missing_schemas:
+            return _finish(result, "skipped", str(error))
+        return _finish(result, "error", str(error))
+    if result.problems:
+        return _finish(result, "invalid", "; ".join(
+            f"{p.path}: {p.message}" if p.path else p.message for p in result.problems))
+    return result
+
+
+def _finish(result: Result, status: str, message: str) -> Result:
+    result.status, result.message = status, message
+    return result
+
+
+def validate_manifests(paths: list[str], options: Options) -> list[Result]:
+    from .crd_schemas import load_crd_schemas
+
+    catalog = SchemaCatalog(options.kubernetes_version, strict=options.strict,
+                            locations=options.schema_locations,
+                            crds=load_crd_schemas(options.schema_locations, options.strict))
+    results = []
+    for name, text in discover(paths):
+        for pending in load_resources(name, text, options.strict):
+            checked = check_result(pending, catalog, options)
+            checked.obj = None
+            results.append(checked)
+    return results
