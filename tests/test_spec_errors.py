@@ -58,7 +58,7 @@ def test_missing_file_is_a_user_error() -> None:
     (b"a: 1\n---\nb: 2\n", "more than one YAML document"),
     (b"- just\n- a list\n", "must be a mapping"),
     (b"a: &x [*x]\n", "refers to its own anchor"),
-])
+], ids=["utf8", "nesting", "two-documents", "not-a-mapping", "recursive-alias"])
 def test_hostile_yaml_is_refused(text: bytes, message: str) -> None:
     from modelapi_compile.validate import validate_document
 

@@ -59,6 +59,13 @@ def _guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _use_colour() -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    import os
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 SPEC_OPTION = click.option("-f", "--file", "spec", required=True, metavar="SPEC",
                            help="the stack spec (YAML); - for stdin")
 OUTPUT_OPTION = click.option("--output", type=click.Choice(["text", "json"]), default="text",
@@ -101,6 +108,7 @@ def validate(spec: str, output: str) -> None:
 def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: str) -> None:
     """Compile SPEC and write (or, with --check, compare) the output folder."""
     from . import output as writer
+    from .diffing import unified_diff
     from .pipeline import compile_spec
 
     compiled = compile_spec(spec, use_helm=not no_helm)
@@ -110,7 +118,7 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: 
     changes = writer.plan_changes(root, compiled.files, manifest)
     if check:
         if changes:
-            click.echo(writer.unified_diff(changes), nl=False)
+            click.echo(unified_diff(changes, colour=_use_colour()), nl=False)
             click.echo(f"{out} is out of date: {len(changes)} file(s) differ; "
                        f"run: modelapi-compile build -f {spec} -o {out}", err=True)
             sys.exit(EXIT_INVALID)
@@ -125,16 +133,22 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: 
 @SPEC_OPTION
 @click.option("-o", "--output-dir", "out", required=True, type=click.Path(file_okay=False))
 @click.option("--no-helm", is_flag=True, help="skip the Helm render check even if Helm exists")
+@click.option("--semantic", is_flag=True,
+              help="compare Kubernetes objects: moved keys and reordered lists are no change")
 @_guarded
-def diff(spec: str, out: str, no_helm: bool) -> None:
+def diff(spec: str, out: str, no_helm: bool, semantic: bool) -> None:
     """Show what `build` would change in DIR (exit 0 either way)."""
     from . import output as writer
+    from .diffing import semantic_diff, unified_diff
     from .pipeline import compile_spec
 
     compiled = compile_spec(spec, use_helm=not no_helm)
     manifest = writer.manifest_text(compiled.files, Path(spec).read_bytes(), Path(spec).name)
-    click.echo(writer.unified_diff(writer.plan_changes(Path(out), compiled.files, manifest)),
-               nl=False)
+    changes = writer.plan_changes(Path(out), compiled.files, manifest)
+    if semantic:
+        click.echo(semantic_diff(changes, compiled.files.documents), nl=False)
+    else:
+        click.echo(unified_diff(changes, colour=_use_colour()), nl=False)
 
 
 @cli.command()

@@ -1,17 +1,25 @@
 """Write a build into an output folder that may hold other people's files.
 
-The folder's `.modelapi-compile.json` manifest lists every file the last build wrote with its
-hash. A build writes each file atomically (temporary file + rename), removes the files the
-previous build wrote that this one no longer produces, never touches a file the manifest
-does not list, and refuses to overwrite a generated file that was edited by hand.
+Ownership: `.modelapi-compile.json` lists every file the last build wrote with its hash, the
+spec's hash and the tool version. A build never touches a file the manifest does not list,
+refuses to overwrite a generated file that was edited by hand (unless forced), and removes the
+generated files the new build no longer produces.
+
+Atomicity: a build first stages the complete new set under `.modelapi-compile.staging/`, then
+writes a journal naming every move and deletion, then switches: each staged file is renamed
+into place (a rename, never a copy), stale files are removed, the manifest is replaced, and
+the journal is deleted last. A crash before the journal exists leaves the old set; after it,
+the journal lets the next `build`, `build --check` or `diff` finish the switch first. Every
+step of the switch is idempotent, so finishing it twice is harmless.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
+import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,9 @@ from .emit.files import OutputFiles
 from .problems import Problem, SpecError
 
 MANIFEST = ".modelapi-compile.json"
+STAGING = ".modelapi-compile.staging"
+JOURNAL = ".modelapi-compile.journal"
+_TRACE = "MODELAPI_COMPILE_TRACE_WRITES"  # prints each switch step to stderr (fault tests)
 
 
 def sha256(text: str | bytes) -> str:
@@ -46,7 +57,7 @@ class Change:
     new: str | None  # None: the file goes away
 
 
-def _safe_path(root: Path, relative: str) -> Path:
+def safe_path(root: Path, relative: str) -> Path:
     """`root/relative`, refusing anything that would leave root or pass a symlink."""
     parts = Path(relative).parts
     if Path(relative).is_absolute() or ".." in parts or not parts:
@@ -61,7 +72,7 @@ def _safe_path(root: Path, relative: str) -> Path:
     return current
 
 
-def _read_manifest(root: Path) -> dict[str, str]:
+def read_manifest(root: Path) -> dict[str, str]:
     path = root / MANIFEST
     if not path.is_file():
         return {}
@@ -77,7 +88,7 @@ def _read_manifest(root: Path) -> dict[str, str]:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text("utf-8")
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except UnicodeDecodeError:
         return path.read_bytes().decode("utf-8", "replace")
@@ -85,16 +96,17 @@ def _read(path: Path) -> str | None:
 
 def plan_changes(root: Path, files: OutputFiles, manifest: str) -> list[Change]:
     """What writing `files` (and the manifest) into root would change, by path."""
-    owned = _read_manifest(root)
+    recover(root)
+    owned = read_manifest(root)
     wanted = dict(files)
     wanted[MANIFEST] = manifest
     changes = []
     for path, text in sorted(wanted.items()):
-        old = _read(_safe_path(root, path))
+        old = _read(safe_path(root, path))
         if old != text:
             changes.append(Change(path, old, text))
     for path in sorted(set(owned) - set(wanted)):
-        old = _read(_safe_path(root, path))
+        old = _read(safe_path(root, path))
         if old is not None:
             changes.append(Change(path, old, None))
     return changes
@@ -104,10 +116,10 @@ def check_ownership(root: Path, files: OutputFiles, *, force: bool) -> None:
     """Refuse to overwrite hand-edited generated files or files the tool did not write."""
     if force:
         return
-    owned = _read_manifest(root)
+    owned = read_manifest(root)
     problems = []
     for path in sorted(set(owned) | {p for p, _ in files}):
-        current = _read(_safe_path(root, path))
+        current = _read(safe_path(root, path))
         if current is None:
             continue
         if path in owned and sha256(current) != owned[path]:
@@ -135,30 +147,80 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _trace(step: str) -> None:
+    if os.environ.get(_TRACE):
+        print(f"modelapi-compile: step {step}", file=sys.stderr, flush=True)
+
+
 def apply_changes(root: Path, changes: list[Change]) -> None:
-    # The manifest goes last so it never lists a file that is not there yet.
-    ordered = sorted(changes, key=lambda c: (c.path == MANIFEST, c.path))
-    for change in ordered:
-        target = _safe_path(root, change.path)
+    """Stage every new file, journal the switch, then switch (see the module docstring)."""
+    recover(root)
+    staging = root / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    moves, deletions = [], []
+    for change in changes:
+        safe_path(root, change.path)
         if change.new is None:
-            target.unlink(missing_ok=True)
-            _remove_empty_parents(root, target.parent)
+            deletions.append(change.path)
         else:
-            write_atomic(target, change.new)
+            _trace(f"stage {change.path}")
+            write_atomic(staging / change.path, change.new)
+            moves.append(change.path)
+    _fsync_dir(staging)
+    _trace("journal")
+    write_atomic(root / JOURNAL, json.dumps({"moves": moves, "deletions": deletions},
+                                            indent=1, sort_keys=True) + "\n")
+    _switch(root, moves, deletions)
+
+
+def recover(root: Path) -> None:
+    """Finish a switch that a crash interrupted; drop staging that never got a journal."""
+    journal = root / JOURNAL
+    if journal.is_file():
+        try:
+            plan = json.loads(journal.read_text("utf-8"))
+        except ValueError:
+            plan = None  # a torn journal was never complete: the switch never started
+        if plan is not None:
+            _switch(root, list(plan["moves"]), list(plan["deletions"]))
+            return
+        journal.unlink()
+    shutil.rmtree(root / STAGING, ignore_errors=True)
+
+
+def _switch(root: Path, moves: list[str], deletions: list[str]) -> None:
+    staging = root / STAGING
+    # The manifest moves last, so it names the new set only once the set is in place.
+    for path in sorted(moves, key=lambda p: (p == MANIFEST, p)):
+        staged = staging / path
+        if staged.is_file():  # already moved when an earlier attempt got this far
+            target = safe_path(root, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _trace(f"move {path}")
+            os.replace(staged, target)
+    for path in deletions:
+        target = safe_path(root, path)
+        _trace(f"delete {path}")
+        target.unlink(missing_ok=True)
+        _remove_empty_parents(root, target.parent)
+    _fsync_dir(root)
+    _trace("finish")
+    (root / JOURNAL).unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_empty_parents(root: Path, folder: Path) -> None:
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent
-
-
-def unified_diff(changes: list[Change]) -> str:
-    chunks = []
-    for change in changes:
-        old = (change.old or "").splitlines(keepends=True)
-        new = (change.new or "").splitlines(keepends=True)
-        before = f"a/{change.path}" if change.old is not None else "/dev/null"
-        after = f"b/{change.path}" if change.new is not None else "/dev/null"
-        chunks.append("".join(difflib.unified_diff(old, new, before, after)))
-    return "".join(chunks)

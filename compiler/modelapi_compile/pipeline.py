@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from . import yamlout
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects
@@ -48,8 +47,7 @@ def compile_spec(spec_path: str, *, use_helm: bool = True) -> Compiled:
     if plan is not None:
         gitops = {**argocd.argocd_files(plan), **flux.flux_files(plan)}
     for path, documents in sorted(gitops.items()):
-        body = yamlout.dump(documents[0]) if len(documents) == 1 else yamlout.dump_all(documents)
-        files.add(path, header_comment(source) + body)
+        files.add_yaml(path, header_comment(source), *documents)
 
     compiled = Compiled(files, base, environments, objects, gitops)
     verify(compiled, validated, use_helm=use_helm)

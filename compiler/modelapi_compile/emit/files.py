@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def header_comment(source: str, what: str = "") -> str:
@@ -15,15 +16,26 @@ def header_comment(source: str, what: str = "") -> str:
 @dataclass
 class OutputFiles:
     files: dict[str, str] = field(default_factory=dict)
+    # The objects behind each YAML file, for semantic diffs without re-parsing our own text.
+    documents: dict[str, list[Any]] = field(default_factory=dict)
 
-    def add(self, path: str, text: str) -> None:
+    def add(self, path: str, text: str, documents: list[Any] | None = None) -> None:
         if path in self.files:
             raise ValueError(f"two emitters wrote {path}")
         self.files[path] = text
+        if documents is not None:
+            self.documents[path] = documents
+
+    def add_yaml(self, path: str, header: str, *documents: Any) -> None:
+        """A YAML file of one or more documents, after a `#` header."""
+        from .. import yamlout
+
+        body = yamlout.dump(documents[0]) if len(documents) == 1 else yamlout.dump_all(documents)
+        self.add(path, header + body, list(documents))
 
     def update(self, other: OutputFiles) -> None:
         for path, text in other.files.items():
-            self.add(path, text)
+            self.add(path, text, other.documents.get(path))
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(sorted(self.files.items()))

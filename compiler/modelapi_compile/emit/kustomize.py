@@ -29,11 +29,11 @@ def base_files(objects: list[K8s], source: str) -> OutputFiles:
     for obj in objects:
         name = object_file(obj)
         names.append(name)
-        files.add(f"overlays/base/{name}", header_comment(source) + yamlout.dump(obj))
+        files.add_yaml(f"overlays/base/{name}", header_comment(source), obj)
     kustomization = {**KUSTOMIZATION, "resources": sorted(names)}
-    files.add("overlays/base/kustomization.yaml",
-              header_comment(source, "the objects the chart renders with values.yaml")
-              + yamlout.dump(kustomization))
+    files.add_yaml("overlays/base/kustomization.yaml",
+                   header_comment(source, "the objects the chart renders with values.yaml"),
+                   kustomization)
     return files
 
 
@@ -49,14 +49,14 @@ def overlay_files(env: str, namespace: str, base: list[K8s], target: list[K8s],
         if key not in base_by_key:
             name = object_file(obj)
             resources.append(name)
-            files.add(f"{root}/{name}", header_comment(source) + yamlout.dump(obj))
+            files.add_yaml(f"{root}/{name}", header_comment(source), obj)
             continue
         operations = json_patch(base_by_key[key], _in_namespace(obj, base_by_key[key]))
         if operations:
             path = f"patches/{object_file(obj)}"
-            files.add(f"{root}/{path}", header_comment(
-                source, f"{obj['kind']} {obj['metadata']['name']}: what {env} changes")
-                + yamlout.dump(operations))
+            files.add_yaml(f"{root}/{path}", header_comment(
+                source, f"{obj['kind']} {obj['metadata']['name']}: what {env} changes"),
+                operations)
             patches.append({"path": path, "target": _target(obj)})
     for key, obj in sorted(base_by_key.items()):
         if key not in target_by_key:
@@ -68,8 +68,8 @@ def overlay_files(env: str, namespace: str, base: list[K8s], target: list[K8s],
     kustomization: K8s = {**KUSTOMIZATION, "namespace": namespace, "resources": resources}
     if patches:
         kustomization["patches"] = patches
-    files.add(f"{root}/kustomization.yaml",
-              header_comment(source, f"environment {env}") + yamlout.dump(kustomization))
+    files.add_yaml(f"{root}/kustomization.yaml", header_comment(source, f"environment {env}"),
+                   kustomization)
     return files
 
 
