@@ -199,6 +199,69 @@ def validate_manifests(paths: tuple[str, ...], kubernetes_version: str, strict: 
         sys.exit(EXIT_INVALID)
 
 
+def _environment(spec: str, environment: str) -> Any:
+    """The resolved model of one environment, or a located error naming the known ones."""
+    from .problems import Problem, did_you_mean
+    from .resolve import resolve
+    from .validate import load_spec
+
+    resolved = resolve(load_spec(spec))
+    resolved.pop("")
+    if environment not in resolved:
+        raise SpecError([Problem(spec, 0, 0, "", f"no environment named '{environment}'",
+                                 did_you_mean(environment, sorted(resolved)))])
+    return resolved[environment]
+
+
+@cli.command()
+@SPEC_OPTION
+@click.option("--env", "environment", required=True, help="environment name")
+@click.option("-o", "--output-file", "out", type=click.Path(dir_okay=False),
+              help="write here instead of stdout")
+@_guarded
+def compose(spec: str, environment: str, out: str | None) -> None:
+    """A docker-compose file for local development with the cluster's wiring."""
+    from .emit.compose import compose_file
+
+    text = compose_file(_environment(spec, environment))
+    if out:
+        from .output import write_atomic
+
+        write_atomic(Path(out), text)
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@SPEC_OPTION
+@click.option("--env", "environment", help="one environment (default: all, as subgraphs)")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True)
+@_guarded
+def graph(spec: str, environment: str | None, fmt: str) -> None:
+    """Agents -> model APIs -> backends -> GPUs, as Mermaid or Graphviz."""
+    from .graph import graph_text
+    from .validate import load_spec
+
+    click.echo(graph_text(load_spec(spec), environment, fmt), nl=False)
+
+
+@cli.command()
+@SPEC_OPTION
+@click.option("--env", "environment", required=True, help="environment name")
+@click.argument("path")
+@_guarded
+def explain(spec: str, environment: str, path: str) -> None:
+    """The effective value at a spec PATH and which layer set it.
+
+    PATH looks like spec.modelAPIs[vllm-hosted].vllm.gpu.count (items by name or index)."""
+    from .explain import explain as explain_path
+    from .explain import render_explanation
+
+    click.echo(render_explanation(explain_path(spec, environment, path)), nl=False)
+
+
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the stack spec."""
