@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 from click.testing import CliRunner
-from conftest import REPO
 
+from conftest import REPO
 from modelapi_compile.cli import cli
 
 EXAMPLE = str(REPO / "examples" / "agentic.yaml")
