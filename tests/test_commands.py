@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 from click.testing import CliRunner
 
@@ -35,3 +37,31 @@ def test_explain_names_the_layer() -> None:
                                       "spec.modelAPIs[vllm-hosted].vllm.gpu.count"])
     assert result.exit_code == 0, result.output
     assert "environment patch" in result.output and ": 0" in result.output
+
+
+def test_init_without_a_terminal_writes_a_spec_that_builds(tmp_path: Path) -> None:
+    spec = tmp_path / "stack.yaml"
+    result = CliRunner().invoke(cli, ["init", "-o", str(spec), "--backends", "ollama,vllm",
+                                      "--gitops", "argocd"])
+    assert result.exit_code == 0, result.output
+    built = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(tmp_path / "out"),
+                                     "--no-helm"])
+    assert built.exit_code == 0, built.output
+    again = CliRunner().invoke(cli, ["init", "-o", str(spec)])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_init_rejects_an_unknown_backend(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["init", "-o", str(tmp_path / "s.yaml"),
+                                      "--backends", "tgi"])
+    assert result.exit_code == 2
+
+
+def test_import_builds_without_edits(tmp_path: Path) -> None:
+    cases = REPO / "tests" / "cases" / "import"
+    spec = tmp_path / "imported.yaml"
+    result = CliRunner().invoke(cli, ["import", str(cases / "litellm-config.yaml"),
+                                      str(cases / "agents.yaml"), "-o", str(spec)])
+    assert result.exit_code == 0, result.output
+    built = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(tmp_path / "out")])
+    assert built.exit_code == 0, built.output

@@ -263,6 +263,66 @@ def explain(spec: str, environment: str, path: str) -> None:
 
 
 @cli.command()
+@click.option("-o", "--output-file", "out", required=True, type=click.Path(dir_okay=False),
+              help="where to write the starter spec")
+@click.option("--name", help="stack name (default: agentic)")
+@click.option("--backends", help="comma-separated: ollama, vllm, litellm, external")
+@click.option("--gitops", type=click.Choice(["none", "argocd", "flux", "both"]))
+@click.option("--namespace", help="target namespace (default: the name)")
+@click.option("--force", is_flag=True, help="overwrite FILE if it exists")
+@_guarded
+def init(out: str, name: str | None, backends: str | None, gitops: str | None,
+         namespace: str | None, force: bool) -> None:
+    """Write a commented starter spec that validates and builds as written.
+
+    Prompts for what the flags leave open when stdin is a terminal."""
+    from .output import write_atomic
+    from .starter import BACKENDS, GITOPS_CHOICES, starter_spec
+
+    if Path(out).exists() and not force:
+        raise click.UsageError(f"{out} exists; pass --force to overwrite it")
+    interactive = sys.stdin.isatty()
+    if name is None:
+        name = click.prompt("Stack name", default="agentic") if interactive else "agentic"
+    if backends is None:
+        default = "ollama,litellm"
+        backends = (click.prompt(f"Backends ({', '.join(BACKENDS)})", default=default)
+                    if interactive else default)
+    if gitops is None:
+        gitops = (click.prompt("GitOps tool", type=click.Choice(GITOPS_CHOICES), default="none")
+                  if interactive else "none")
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    try:
+        text = starter_spec(name, chosen, None if gitops == "none" else gitops, namespace)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    write_atomic(Path(out), text)
+    click.echo(f"wrote {out}; next: modelapi-compile build -f {out} -o deploy")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output-file", "out", required=True, type=click.Path(dir_okay=False),
+              help="where to write the spec")
+@click.option("--name", default="litellm-proxy", show_default=True,
+              help="name of the imported LiteLLM proxy modelAPI")
+@click.option("--stack", default="imported", show_default=True, help="metadata.name")
+@click.option("--namespace", default="default", show_default=True)
+@_guarded
+def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str) -> None:
+    """Make a spec from a LiteLLM config.yaml and ModelAPI / Agent documents."""
+    from .importer import import_files
+    from .output import write_atomic
+
+    try:
+        text = import_files(list(files), name=name, stack=stack, namespace=namespace)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    write_atomic(Path(out), text)
+    click.echo(f"wrote {out}; next: modelapi-compile build -f {out} -o deploy")
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of the stack spec."""
     from .spec_schema import spec_schema_text

@@ -1,0 +1,344 @@
+"""`import`: LiteLLM configs and agentic.example.com ModelAPI / Agent documents become a spec
+that validates and builds without edits; everything that cannot be imported is a located
+error, and secret values are refused."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import CASES
+from modelapi_compile.importer import import_files
+from modelapi_compile.loader import load_bytes
+from modelapi_compile.pipeline import compile_spec
+from modelapi_compile.problems import Problem, SpecError
+from modelapi_compile.starter import MODELINE
+from modelapi_compile.validate import validate_document
+
+IMPORT = CASES / "import"
+LITELLM = str(IMPORT / "litellm-config.yaml")
+AGENTS = str(IMPORT / "agents.yaml")
+EMBEDDED = str(IMPORT / "kaos-embedded.yaml")
+
+
+def _build(tmp_path: Path, text: str) -> None:
+    validate_document(load_bytes(text.encode(), "imported.yaml"))
+    spec_file = tmp_path / "imported.yaml"
+    spec_file.write_text(text, encoding="utf-8")
+    compile_spec(str(spec_file), use_helm=False)
+
+
+def _apis(text: str) -> dict[str, Any]:
+    return {a["name"]: a for a in yaml.safe_load(text)["spec"]["modelAPIs"]}
+
+
+def test_litellm_config_plus_documents_builds_without_edits(tmp_path: Path) -> None:
+    text = import_files([LITELLM, AGENTS])
+    assert text.splitlines()[0] == MODELINE
+    _build(tmp_path, text)
+
+
+def test_litellm_routes(tmp_path: Path) -> None:
+    apis = _apis(import_files([LITELLM, AGENTS]))
+    proxy = apis["litellm-proxy"]["litellm"]
+    routes = [(m["name"], m.get("backend") or m.get("url")) for m in proxy["models"]]
+    assert routes == [("smollm2:135m", "ollama"), ("tinyllama", "vllm"),
+                      ("gpt-4o-mini", "openai"), ("gpt-4o-mini", "llm-gateway-example-com"),
+                      ("laptop-llama", "http://192.168.1.20:11434"), ("claude", "anthropic")]
+    # The route to http://ollama:11434 lands on the Hosted ModelAPI named ollama.
+    assert apis["ollama"]["ollama"]["models"] == ["qwen2.5:0.5b", "smollm2:135m"]
+    assert apis["vllm"]["vllm"] == {"model": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                                    "apiKeySecret": {"name": "vllm-api-key", "key": "api-key"}}
+    assert apis["openai"]["external"]["url"] == "https://api.openai.com/v1"
+    assert apis["openai"]["external"]["apiKeySecret"] == {"name": "openai-api-key",
+                                                          "key": "api-key"}
+    assert proxy["models"][4]["provider"] == "ollama"
+    assert proxy["router"] == {"strategy": "least-busy", "numRetries": 3, "timeout": 120,
+                               "fallbacks": {"tinyllama": ["smollm2:135m"],
+                                             "gpt-4o-mini": ["claude"]}}
+    assert proxy["masterKeySecret"] == {"name": "litellm-master-key", "key": "master-key"}
+
+
+def test_documents_map_to_modelapis_and_agents() -> None:
+    spec = yaml.safe_load(import_files([LITELLM, AGENTS]))["spec"]
+    apis = {a["name"]: a for a in spec["modelAPIs"]}
+    assert apis["ollama"]["ollama"]["resources"] == {
+        "requests": {"memory": "2Gi", "cpu": "1"}, "limits": {"memory": "8Gi"}}
+    (entry,) = apis["openai-proxy"]["litellm"]["models"]
+    assert entry["name"] == "openai/gpt-4o"
+    secret = apis[entry["backend"]]["external"]["apiKeySecret"]
+    assert secret == {"name": "openai-secrets", "key": "api-key"}  # from proxyConfig.env
+    agents = {a["name"]: a for a in spec["agents"]}
+    assert agents["math-agent"] == {"name": "math-agent", "modelAPI": "litellm-proxy",
+                                    "model": "smollm2:135m", "replicas": 2,
+                                    "image": "ghcr.io/example/simple-math-agent:0.1.0",
+                                    "env": [{"name": "LOG_LEVEL", "value": "info"}]}
+
+
+def test_unimported_fields_are_listed_in_the_header() -> None:
+    text = import_files([LITELLM, AGENTS])
+    header = text.split("apiVersion:")[0]
+    assert "litellm-config.yaml:21: model_list[3].litellm_params.rpm: not imported" in header
+    assert "litellm-config.yaml:39: litellm_settings: not imported" in header
+    assert "agents.yaml:52: spec.mcpServers: not imported" in header
+
+
+def test_embedded_config_env_keys_and_wildcard_proxy(tmp_path: Path) -> None:
+    text = import_files([EMBEDDED], stack="kaos", namespace="agents")
+    _build(tmp_path, text)
+    apis = _apis(text)
+    assert apis["openai"]["external"]["apiKeySecret"] == {"name": "llm-secrets",
+                                                          "key": "openai-key"}
+    fast = apis["multi-model"]["litellm"]["models"][0]
+    assert apis[fast["backend"]]["ollama"]["models"] == ["smollm2:135m"]
+    (wildcard,) = apis["dev-ollama"]["litellm"]["models"]
+    assert wildcard["name"] == "ollama/smollm2:135m"
+    # The note points into the embedded config at its line in the outer file.
+    assert "kaos-embedded.yaml:22: model_list[2].litellm_params.model" in text
+
+
+def test_kind_comes_from_content_not_file_name(tmp_path: Path) -> None:
+    disguised = tmp_path / "agent.yaml"
+    shutil.copy(LITELLM, disguised)
+    proxy = tmp_path / "proxy.conf"
+    shutil.copy(AGENTS, proxy)
+    text = import_files([str(proxy), str(disguised)])
+    assert "litellm-proxy" in _apis(text)
+
+
+def test_name_binds_existing_agents(tmp_path: Path) -> None:
+    agents = _write(tmp_path, "agent.yaml", """\
+        apiVersion: agentic.example.com/v1alpha1
+        kind: Agent
+        metadata: {name: bot}
+        spec: {modelAPI: gateway, model: smollm2:135m, image: ghcr.io/example/bot:1.0.0}
+        """)
+    text = import_files([LITELLM, agents], name="gateway")
+    assert "gateway" in _apis(text)
+    with pytest.raises(SpecError) as caught:
+        import_files([LITELLM, agents])
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.path) == (4, "spec.modelAPI")
+    assert "no ModelAPI named 'gateway'" in problem.message
+
+
+def test_same_input_same_bytes() -> None:
+    assert import_files([LITELLM, AGENTS]) == import_files([LITELLM, AGENTS])
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return str(path)
+
+
+def _problems(*paths: str) -> list[Problem]:
+    with pytest.raises(SpecError) as caught:
+        import_files(list(paths))
+    problems: list[Problem] = caught.value.problems
+    return problems
+
+
+def test_literal_secrets_are_refused_with_their_lines(tmp_path: Path) -> None:
+    config = _write(tmp_path, "config.yaml", """\
+        model_list:
+          - model_name: gpt-4o
+            litellm_params:
+              model: openai/gpt-4o
+              api_key: sk-live-1234
+        general_settings:
+          master_key: sk-1234
+          database_url: postgresql://llm:hunter2@db:5432/litellm
+        environment_variables:
+          REDIS_PASSWORD: hunter2
+        """)
+    problems = _problems(config)
+    assert [(p.line, p.path) for p in problems] == [
+        (5, "model_list[0].litellm_params.api_key"), (7, "general_settings.master_key"),
+        (8, "general_settings.database_url"), (10, "environment_variables.REDIS_PASSWORD")]
+    assert all(p.file == config and "refusing to import the secret value" in p.message
+               for p in problems)
+    assert all("hunter2" not in p.render() and "sk-1234" not in p.render() for p in problems)
+
+
+def test_literal_secret_in_documents_is_refused(tmp_path: Path) -> None:
+    docs = _write(tmp_path, "docs.yaml", """\
+        apiVersion: agentic.example.com/v1alpha1
+        kind: ModelAPI
+        metadata: {name: proxy}
+        spec:
+          mode: Proxy
+          proxyConfig:
+            configYaml: |
+              model_list:
+                - model_name: gpt-4o
+                  litellm_params:
+                    model: openai/gpt-4o
+                    api_key: sk-abc
+        ---
+        apiVersion: agentic.example.com/v1alpha1
+        kind: Agent
+        metadata: {name: bot}
+        spec:
+          modelAPI: proxy
+          model: gpt-4o
+          image: ghcr.io/example/bot:1.0.0
+          env:
+            - {name: OPENAI_API_KEY, value: sk-abc}
+        """)
+    problems = _problems(docs)
+    assert [(p.line, p.column, p.path) for p in problems] == [
+        (12, 22, "model_list[0].litellm_params.api_key"), (22, 37, "spec.env[0].value")]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ("{model: bedrock/claude}", "no api_base, and the provider 'bedrock' has no known public URL"),
+    ("{model: hosted_vllm/qwen}", "a hosted_vllm route needs api_base"),
+    ("{model: openai/x, api_base: os.environ/BASE}", "comes from the environment variable BASE"),
+    ("{model: openai/x, api_base: ftp://host}", "is not an http(s) URL"),
+    ("{api_base: http://x:1}", "the model must be a string"),
+])
+def test_unroutable_entries(tmp_path: Path, params: str, message: str) -> None:
+    config = _write(tmp_path, "config.yaml", f"""\
+        model_list:
+          - model_name: m
+            litellm_params: {params}
+        """)
+    (problem,) = _problems(config)
+    assert problem.line == 3 and message in problem.message
+
+
+def test_all_problems_at_once(tmp_path: Path) -> None:
+    config = _write(tmp_path, "config.yaml", """\
+        model_list:
+          - model_name: "*"
+            litellm_params: {model: "openai/*"}
+          - model_name: ok
+            litellm_params: {model: openai/gpt-4o}
+        router_settings:
+          routing_strategy: least_busy
+          fallbacks: {ok: [x]}
+        """)
+    problems = _problems(config)
+    assert [(p.line, p.message.split(" ")[0]) for p in problems] == [
+        (2, "wildcard"), (7, "unknown"), (8, "fallbacks")]
+    assert problems[1].hint == "did you mean 'least-busy'?"
+
+
+def test_unknown_documents(tmp_path: Path) -> None:
+    unknown = _write(tmp_path, "deploy.yaml", """\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: x}
+        ---
+        apiVersion: agentic.example.com/v1alpha1
+        kind: MCPServer
+        metadata: {name: y}
+        ---
+        apiVersion: agentic.example.com/v2
+        kind: Agent
+        """)
+    problems = _problems(unknown)
+    assert [(p.line, p.message) for p in problems] == [
+        (1, "cannot tell what this document is"), (6, "unsupported kind 'MCPServer'"),
+        (9, "unsupported version 'agentic.example.com/v2'")]
+
+
+def test_document_errors(tmp_path: Path) -> None:
+    docs = _write(tmp_path, "docs.yaml", """\
+        apiVersion: agentic.example.com/v1alpha1
+        kind: ModelAPI
+        metadata: {name: ollama}
+        spec: {mode: Hosted, serverConfig: {}}
+        ---
+        apiVersion: agentic.example.com/v1alpha1
+        kind: ModelAPI
+        metadata: {name: wild}
+        spec: {mode: Proxy, proxyConfig: {apiBase: "http://ollama:11434"}}
+        ---
+        apiVersion: agentic.example.com/v1alpha1
+        kind: Agent
+        metadata: {name: bot}
+        spec: {modelAPI: ollama, model: smollm2}
+        ---
+        apiVersion: agentic.example.com/v1alpha1
+        kind: ModelAPI
+        metadata: {name: gone}
+        spec: {mode: Remote}
+        """)
+    problems = _problems(docs)
+    assert [(p.line, p.path) for p in problems] == [
+        (4, "spec.serverConfig.model"), (9, "spec.proxyConfig.apiBase"), (14, "spec.image"),
+        (19, "spec.mode")]
+
+
+def test_duplicate_names(tmp_path: Path) -> None:
+    docs = _write(tmp_path, "docs.yaml", """\
+        apiVersion: agentic.example.com/v1alpha1
+        kind: ModelAPI
+        metadata: {name: litellm-proxy}
+        spec: {mode: Hosted, serverConfig: {model: smollm2:135m}}
+        """)
+    (problem,) = _problems(LITELLM, docs)
+    assert (problem.file, problem.line) == (docs, 3)
+    assert "already taken" in problem.message
+
+
+def test_hostile_and_missing_files(tmp_path: Path) -> None:
+    bomb = _write(tmp_path, "bomb.yaml", """\
+        a: &a [x, x, x, x, x, x, x, x, x, x]
+        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+        f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+        model_list: [*f]
+        """)
+    assert "alias" in _problems(bomb)[0].message
+    assert "cannot read the file" in _problems(str(tmp_path / "missing.yaml"))[0].message
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"model_list: []\n# caf\xe9\n")
+    assert _problems(str(latin1))[0].line == 2
+
+
+def test_bad_arguments_are_usage_errors() -> None:
+    with pytest.raises(ValueError, match="--name"):
+        import_files([LITELLM], name="Bad Name")
+    with pytest.raises(ValueError, match="stack name"):
+        import_files([LITELLM], stack="9lives")
+
+
+def test_copied_values_are_checked_at_their_source(tmp_path: Path) -> None:
+    docs = _write(tmp_path, "docs.yaml", """\
+        apiVersion: agentic.example.com/v1alpha1
+        kind: ModelAPI
+        metadata: {name: ollama}
+        spec:
+          mode: Hosted
+          serverConfig:
+            model: smollm2:135m
+            resources: {limits: {memory: lots}}
+        ---
+        apiVersion: agentic.example.com/v1alpha1
+        kind: Agent
+        metadata: {name: bot}
+        spec:
+          modelAPI: ollama
+          model: smollm2:135m
+          image: bot:latest
+          config:
+            env:
+              - {name: LOG_LEVEL}
+        """)
+    problems = _problems(docs)
+    assert [(p.file, p.line, p.path) for p in problems] == [
+        (docs, 8, "spec.serverConfig.resources.limits.memory"), (docs, 16, "spec.image"),
+        (docs, 19, "spec.config.env[0]")]
