@@ -83,3 +83,33 @@ def test_dump_round_trips_in_yaml_1_1_and_1_2(value: Any) -> None:
     text = yamlout.dump(value)
     assert yaml.load(text, Loader=yaml.CSafeLoader) == value  # YAML 1.1, like Helm
     assert YAML(typ="safe", pure=True).load(text) == value  # YAML 1.2, like Kustomize
+
+
+def test_tricky_model_names_survive_into_the_litellm_config(tmp_path: Path, helm: Any,
+                                                            kustomize: Any) -> None:
+    names = [n for n in TRICKY if n.strip() and "\n" not in n]
+    models = "\n".join(f"          - {{name: {yamlout.quote(n)}, url: \"http://x.example.com\","
+                       f" provider: openai}}" for n in names)
+    spec = tmp_path / "strings.yaml"
+    spec.write_text(f"""apiVersion: modelapi.dev/v1alpha1
+kind: ModelStack
+metadata: {{name: strings}}
+spec:
+  namespace: strings
+  modelAPIs:
+    - name: proxy
+      litellm:
+        models:
+{models}
+  environments: [{{name: dev}}]
+""")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+
+    def aliases(objects: list[dict[str, Any]]) -> list[str]:
+        config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]["config.yaml"]
+        return [m["model_name"] for m in yaml.safe_load(config)["model_list"]]
+
+    assert aliases(render_chart(helm, out / "charts" / "strings", "dev", "strings")) == names
+    assert aliases(kustomize(out / "overlays" / "dev")) == names

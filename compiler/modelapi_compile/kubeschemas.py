@@ -218,7 +218,7 @@ class SchemaCatalog:
         self.kubernetes_version = kubernetes_version
         self.strict = strict
         root = project_schema_root()
-        self.locations = (*locations, root / "gitops", root / "monitoring")
+        self.locations = (*locations, root / "gitops", root / "monitoring", root / "secrets")
         self.crds = crds or {}
         self._compiled: dict[tuple[str, str], CompiledSchema] = {}
 

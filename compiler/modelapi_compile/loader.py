@@ -1,23 +1,24 @@
 """Load a YAML spec into plain data, keeping the line and column of every key and value.
 
-The YAML is composed into nodes by ruamel.yaml and turned into data here rather than by a
-YAML constructor, so that hostile input is refused before it costs anything: duplicate keys,
-alias expansion past a bound (billion laughs), recursive aliases, language-specific tags,
-deep nesting, huge or non-UTF-8 files.
+The YAML is composed into nodes by libyaml (PyYAML's C parser) with the YAML 1.2 core
+schema's scalar rules, and turned into data here rather than by a YAML constructor, so that
+hostile input is refused before it costs anything: duplicate keys, alias expansion past a
+bound (billion laughs), recursive aliases, language-specific tags, deep nesting, huge or
+non-UTF-8 files. Nesting and line length are bounded by a scan of the text before parsing,
+because the C parser recurses without a limit.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+import yaml
+from yaml.error import MarkedYAMLError, YAMLError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .problems import Path, Problem, SpecError, format_path
 
@@ -25,9 +26,11 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_EXPANDED_NODES = 1_000_000  # after aliases are expanded
 MAX_DEPTH = 64
 MAX_SCALAR_CHARS = 1024 * 1024
+MAX_LINE_CHARS = 64 * 1024
+MAX_INDENT = 512  # columns: far deeper than MAX_DEPTH levels of any sane spec
 
 _YAML_TAG = "tag:yaml.org,2002:"
-_INT_PREFIXES = {"0x": 16, "0o": 8, "0b": 2}
+_INT_PREFIXES = {"0x": 16, "0o": 8}
 
 
 @dataclass
@@ -104,10 +107,48 @@ def _decode(raw: bytes, file: str) -> str:
                                  "save it as UTF-8")]) from None
 
 
+class _Yaml12Loader(yaml.CSafeLoader):
+    """libyaml parsing with YAML 1.2 core-schema scalars: `yes`, `on`, `010` are what 1.2
+    says (a string, a string, the integer 10), and no timestamps or `=` values."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+              r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+    ("merge", r"^<<$", "<"),
+):
+    _Yaml12Loader.add_implicit_resolver(f"{_YAML_TAG}{_tag}", re.compile(_pattern),
+                                        [*_first, ""] if _tag == "null" else list(_first))
+
+
+def _prescan(text: str, file: str) -> None:
+    """Bound line length and nesting before the parser sees the text."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if len(line) > MAX_LINE_CHARS:
+            raise SpecError([Problem(file, number, 1, "", f"a line longer than "
+                                     f"{MAX_LINE_CHARS} characters", "a spec has short lines")])
+        indent = len(line) - len(line.lstrip(" "))
+        if indent > MAX_INDENT:
+            raise SpecError([Problem(file, number, 1, "", "the YAML is nested too deeply",
+                                     f"a spec needs far fewer than {MAX_DEPTH} levels")])
+    depth = 0
+    unquoted = re.sub(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\n]|'')*'|#[^\n]*", "", text)
+    for match in re.finditer(r"[\[\]{}]", unquoted):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            number = text.count("\n", 0, match.start()) + 1
+            raise SpecError([Problem(file, number, 1, "", "the YAML is nested too deeply",
+                                     f"a spec needs far fewer than {MAX_DEPTH} levels")])
+
+
 def _compose(text: str, file: str) -> Node | None:
-    yaml = YAML(typ="safe", pure=True)
+    _prescan(text, file)
     try:
-        documents = list(yaml.compose_all(io.StringIO(text)))
+        documents = list(yaml.compose_all(text, Loader=_Yaml12Loader))
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -242,6 +283,8 @@ class _Builder:
             return _to_int(value)
         if tag == _YAML_TAG + "float":
             return _to_float(value)
+        if tag == _YAML_TAG + "merge":  # `<<` as a value, not a key: just the string
+            return value
         raise SpecError([_at(self.file, node, format_path(path),
                              f"the YAML tag {tag!r} is not allowed",
                              "remove the tag; a spec holds plain data only")])
@@ -254,9 +297,7 @@ def _to_int(text: str) -> int:
     base = _INT_PREFIXES.get(digits[:2].lower())
     if base:
         return sign * int(digits[2:], base)
-    if re.fullmatch(r"0[0-7]+", digits):  # YAML 1.1 octal, as ruamel resolves it
-        return sign * int(digits, 8)
-    return sign * int(digits)
+    return sign * int(digits)  # YAML 1.2: leading zeros are decimal
 
 
 def _to_float(text: str) -> float:

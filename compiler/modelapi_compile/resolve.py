@@ -15,12 +15,14 @@ from .problems import Problem, SpecError
 from .resolved import (
     ChartValues,
     Endpoint,
+    ExternalSecrets,
     GitOpsEnvironment,
     GitOpsPlan,
     K8s,
     Monitoring,
     NetworkRules,
     ResolvedStack,
+    Workload,
 )
 from .spec import ACCELERATORS, GPU_LABEL_KEYS, ModelAPI, ModelStack
 from .validate import EnvironmentSpec, ValidatedSpec
@@ -81,10 +83,29 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         stack=prefix,
         network_policy=spec.cluster.network_policies,
         monitoring=Monitoring(**spec.monitoring.model_dump()),
+        external_secrets=_external_secrets(stack, workloads),
         workloads=dict(sorted(workloads.items())),
     )
     return ResolvedStack(name=prefix, environment=env.name, namespace=env.namespace,
                          kubernetes_version=spec.kubernetes_version, values=values)
+
+
+def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> ExternalSecrets:
+    """One ExternalSecret per Secret the workloads read, when the spec names a store."""
+    secrets = stack.spec.secrets
+    if secrets.store is None:
+        return ExternalSecrets()
+    keys: dict[str, set[str]] = {}
+    for workload in workloads.values():
+        for container_env in [workload.env, *(s.get("env", []) for s in workload.sidecars)]:
+            for var in container_env:
+                ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    keys.setdefault(ref["name"], set()).add(ref["key"])
+    return ExternalSecrets(
+        enabled=True, store_name=secrets.store.name, store_kind=secrets.store.kind,
+        refresh_interval=secrets.refresh_interval, remote_key_prefix=secrets.remote_key_prefix,
+        secrets={name: sorted(found) for name, found in sorted(keys.items())})
 
 
 def _endpoint(prefix: str, api: ModelAPI) -> Endpoint:

@@ -87,12 +87,24 @@ class Monitoring(Values):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class ExternalSecrets(Values):
+    """ExternalSecrets for every Secret the workloads reference (name -> keys)."""
+
+    enabled: bool = False
+    store_name: str = ""
+    store_kind: str = "ClusterSecretStore"
+    refresh_interval: str = "1h"
+    remote_key_prefix: str = ""
+    secrets: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class ChartValues(Values):
     """Everything the chart renders; keys of `workloads` are the spec's names."""
 
     stack: str
     network_policy: bool = True
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    external_secrets: ExternalSecrets = Field(default_factory=ExternalSecrets)
     workloads: dict[str, Workload] = Field(default_factory=dict)
 
 

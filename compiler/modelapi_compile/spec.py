@@ -441,6 +441,23 @@ class Cluster(Model):
     network_policies: bool = Field(True, description="deny by default, allow declared edges")
 
 
+class SecretStore(Model):
+    name: Annotated[str, Field(min_length=1, max_length=253,
+                               pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    kind: Literal["SecretStore", "ClusterSecretStore"] = "ClusterSecretStore"
+
+
+class Secrets(Model):
+    """Where the Secrets the spec references come from."""
+
+    store: SecretStore | None = Field(
+        None, description="an External Secrets Operator store: one ExternalSecret "
+        "(external-secrets.io/v1) per referenced Secret; none: the Secrets must exist")
+    refresh_interval: Duration = "1h"
+    remote_key_prefix: str = Field(
+        "", description="remote key = prefix + Secret name; each Secret key is a property")
+
+
 class StackSpec(Model):
     namespace: Name
     kubernetes_version: Annotated[str, AfterValidator(_kubernetes_version)] = (
@@ -452,6 +469,7 @@ class StackSpec(Model):
     gitops: GitOps | None = None
     monitoring: Monitoring = Field(default_factory=Monitoring)
     cluster: Cluster = Field(default_factory=Cluster)
+    secrets: Secrets = Field(default_factory=Secrets)
 
 
 class Metadata(Model):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .kubeschemas import SchemaCatalog, SchemaNotFound
+from .pod_security import violations
 from .problems import Problem, SpecError, format_path
 from .resolved import K8s
 
@@ -27,6 +28,7 @@ def verify(compiled: Compiled, validated: ValidatedSpec, *, use_helm: bool = Tru
     spec_path = validated.file
     catalog = SchemaCatalog(compiled.base.kubernetes_version, strict=True)
     problems = list(_schema_problems(compiled, catalog, validated))
+    problems += _policy_problems(compiled, validated)
     if use_helm and not problems:
         problems += _helm_problems(compiled, spec_path)
     if problems:
@@ -53,6 +55,24 @@ def _schema_problems(compiled: Compiled, catalog: SchemaCatalog, validated: Vali
                               f"{_describe(env, obj)}: {problem.path}",
                               f"generated object is invalid: {problem.message}",
                               f"check the values of {declared} that feed this field")
+
+
+def _policy_problems(compiled: Compiled, validated: ValidatedSpec) -> Iterator[Problem]:
+    """No Secret with data ever leaves the compiler; pods meet the restricted profile."""
+    for env, objects in [*compiled.objects.items(), *compiled.gitops_objects()]:
+        for obj in objects:
+            line, column, declared = _origin(obj, validated)
+            if obj.get("kind") == "Secret":
+                yield Problem(validated.file, line, column, _describe(env, obj),
+                              "the build would write a Secret", "reference Secrets by name")
+            if obj.get("kind") != "Deployment":
+                continue
+            template = obj["spec"]["template"]
+            component = template["metadata"]["labels"].get("app.kubernetes.io/component", "")
+            for message in violations(template["spec"], component):
+                yield Problem(validated.file, line, column, _describe(env, obj),
+                              f"violates the restricted Pod Security Standard: {message}",
+                              f"check the values of {declared}")
 
 
 def _origin(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:

@@ -8,9 +8,8 @@ exactly these from the same values, which the verify stage checks against real H
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
-from ..resolved import K8s, ResolvedStack, Workload
+from ..resolved import ExternalSecrets, K8s, Monitoring, ResolvedStack, Workload
 
 MANAGED_BY = "modelapi-compile"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
@@ -50,10 +49,30 @@ def build_objects(resolved: ResolvedStack) -> list[K8s]:
     objects: list[K8s] = []
     if values.network_policy:
         objects += stack_network_policies(stack, namespace)
+    objects += external_secrets(stack, namespace, values.external_secrets)
     for name, workload in values.workloads.items():
         objects += workload_objects(stack, namespace, name, workload,
                                     values.network_policy, values.monitoring)
     return objects
+
+
+def external_secrets(stack: str, namespace: str, settings: ExternalSecrets) -> list[K8s]:
+    """ExternalSecrets that make the Secrets the workloads read; never a Secret with data."""
+    if not settings.enabled:
+        return []
+    common = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": stack}
+    return [{
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": _metadata(name, namespace, common, EARLY_WAVE),
+        "spec": {
+            "refreshInterval": settings.refresh_interval,
+            "secretStoreRef": {"kind": settings.store_kind, "name": settings.store_name},
+            "target": {"creationPolicy": "Owner", "name": name},
+            "data": [{"secretKey": key,
+                      "remoteRef": {"key": f"{settings.remote_key_prefix}{name}",
+                                    "property": key}} for key in keys],
+        },
+    } for name, keys in settings.secrets.items()]
 
 
 def stack_network_policies(stack: str, namespace: str) -> list[K8s]:
@@ -81,7 +100,7 @@ def stack_network_policies(stack: str, namespace: str) -> list[K8s]:
 
 
 def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
-                     network_policy: bool, monitoring: Any) -> list[K8s]:
+                     network_policy: bool, monitoring: Monitoring) -> list[K8s]:
     full = fullname(stack, name)
     own_labels = labels(stack, name, workload.component)
     objects = [
@@ -203,7 +222,7 @@ def _network_policy(stack: str, namespace: str, name: str, workload: Workload) -
 
 
 def _service_monitor(stack: str, namespace: str, name: str, workload: Workload,
-                     monitoring: Any) -> K8s:
+                     monitoring: Monitoring) -> K8s:
     own_labels = {**labels(stack, name, workload.component), **monitoring.labels}
     return {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",

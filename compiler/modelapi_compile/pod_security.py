@@ -1,0 +1,73 @@
+"""The Kubernetes Pod Security Standards, "restricted" profile (which includes "baseline"),
+checked on the pod template of every generated workload.
+
+vLLM is the documented exception: its images run as root and write under the home folder,
+so its pods may run as root; every other rule still holds for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+ALLOWED_VOLUME_SOURCES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                          "persistentVolumeClaim", "projected", "secret"}
+ALLOWED_ADDED_CAPABILITIES = {"NET_BIND_SERVICE"}
+ALLOWED_SECCOMP = {"RuntimeDefault", "Localhost"}
+# Rules an exempt component may break, and why (README: "Generated workloads").
+EXCEPTIONS = {"vllm": {"runAsNonRoot"}}
+
+
+def violations(pod: dict[str, Any], component: str = "") -> list[str]:
+    exempt = EXCEPTIONS.get(component, set())
+    return [message for rule, message in _checks(pod) if rule not in exempt]
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod.get("containers", []),
+            *pod.get("ephemeralContainers", [])]
+
+
+def _checks(pod: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    yield from _baseline(pod)
+    pod_context = pod.get("securityContext") or {}
+    for container in _containers(pod):
+        name = container.get("name", "?")
+        context = container.get("securityContext") or {}
+        if context.get("allowPrivilegeEscalation") is not False:
+            yield "allowPrivilegeEscalation", f"container {name}: allowPrivilegeEscalation " \
+                "must be false"
+        if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+            yield "capabilities", f"container {name}: capabilities must drop ALL"
+        added = set((context.get("capabilities") or {}).get("add") or [])
+        if added - ALLOWED_ADDED_CAPABILITIES:
+            yield "capabilities", f"container {name}: adds capabilities {sorted(added)}"
+        non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        if non_root is not True:
+            yield "runAsNonRoot", f"container {name}: runAsNonRoot must be true"
+        if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
+            yield "runAsNonRoot", f"container {name}: runAsUser must not be 0"
+        seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {})
+        if seccomp.get("type") not in ALLOWED_SECCOMP:
+            yield "seccompProfile", f"container {name}: seccompProfile must be RuntimeDefault " \
+                "or Localhost"
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if kinds - ALLOWED_VOLUME_SOURCES:
+            yield "volumes", f"volume {volume.get('name')}: {sorted(kinds)} is not allowed"
+
+
+def _baseline(pod: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            yield field, f"{field} must not be set"
+    for container in _containers(pod):
+        name = container.get("name", "?")
+        context = container.get("securityContext") or {}
+        if context.get("privileged"):
+            yield "privileged", f"container {name}: privileged"
+        if context.get("procMount") not in (None, "Default"):
+            yield "procMount", f"container {name}: procMount must be Default"
+        for port in container.get("ports", []):
+            if port.get("hostPort"):
+                yield "hostPorts", f"container {name}: hostPort {port['hostPort']}"
