@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .problems import SpecError
+from .problems import Problem, SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INVALID, EXIT_INTERNAL = 1, 3
@@ -27,11 +27,30 @@ def _report(error: SpecError, output: str) -> None:
     if output == "json":
         click.echo(json.dumps({"valid": False,
                                "problems": [p.as_dict() for p in error.problems]}, indent=2))
+    elif output == "github":
+        for problem in error.problems:
+            click.echo(_github_annotation(problem))
     else:
         for problem in error.problems:
             click.echo(problem.render(), err=True)
         count = len(error.problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+
+
+def _github_annotation(problem: Problem) -> str:
+    """A GitHub Actions workflow command that marks the problem on the spec's line."""
+
+    def escape(text: str, *, prop: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+    where = f"file={escape(problem.file, prop=True)}"
+    if problem.line:
+        where += f",line={problem.line},col={problem.column}"
+    message = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    if problem.hint:
+        message += f" ({problem.hint})"
+    return f"::error {where},title=modelapi-compile::{escape(message)}"
 
 
 def _guarded(func: F) -> F:
@@ -59,6 +78,33 @@ def _guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class Progress:
+    """Stage names on one terminal line for builds that take more than a moment; nothing
+    when stderr is not a terminal or the build is quick."""
+
+    DELAY = 0.5  # seconds before anything is shown
+
+    def __init__(self, stream: Any = None) -> None:
+        import time
+
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.monotonic()
+        self.clock = time.monotonic
+        self.shown = False
+
+    def __call__(self, stage: str) -> None:
+        if self.enabled and self.clock() - self.started >= self.DELAY:
+            self.stream.write(f"\r\033[Kmodelapi-compile: {stage}...")
+            self.stream.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
 def _use_colour() -> bool:
     """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
     import os
@@ -68,8 +114,9 @@ def _use_colour() -> bool:
 
 SPEC_OPTION = click.option("-f", "--file", "spec", required=True, metavar="SPEC",
                            help="the stack spec (YAML); - for stdin")
-OUTPUT_OPTION = click.option("--output", type=click.Choice(["text", "json"]), default="text",
-                             show_default=True, help="how to report problems")
+OUTPUT_OPTION = click.option("--output", type=click.Choice(["text", "json", "github"]),
+                             default="text", show_default=True,
+                             help="how to report problems (github: workflow annotations)")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,7 +158,12 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: 
     from .diffing import unified_diff
     from .pipeline import compile_spec
 
-    compiled = compile_spec(spec, use_helm=not no_helm)
+    progress = Progress()
+    try:
+        compiled = compile_spec(spec, use_helm=not no_helm, on_stage=progress)
+        progress("write")
+    finally:
+        progress.done()
     root = Path(out)
     spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
     manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name)
@@ -328,6 +380,18 @@ def schema() -> None:
     from .spec_schema import spec_schema_text
 
     click.echo(spec_schema_text(), nl=False)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script, e.g. `eval "$(modelapi-compile completion bash)"`."""
+    from click.shell_completion import get_completion_class
+
+    completion_class = get_completion_class(shell)
+    assert completion_class is not None
+    script = completion_class(cli, {}, "modelapi-compile", "_MODELAPI_COMPILE_COMPLETE")
+    click.echo(script.source())
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ the files a build writes; writing them is output.py's job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -28,12 +29,20 @@ class Compiled:
         return sorted(self.gitops.items())
 
 
-def compile_spec(spec_path: str, *, use_helm: bool = True) -> Compiled:
+def _quiet(stage: str) -> None:
+    del stage
+
+
+def compile_spec(spec_path: str, *, use_helm: bool = True,
+                 on_stage: Callable[[str], None] = _quiet) -> Compiled:
+    on_stage("load and validate")
     validated = load_spec(spec_path)
+    on_stage("resolve")
     resolved = resolve(validated)
     base = resolved.pop("")
     environments = tuple(resolved.values())
     source = PurePath(spec_path).name
+    on_stage("emit")
     objects = {"": build_objects(base), **{e.environment: build_objects(e) for e in environments}}
 
     files = OutputFiles()
@@ -50,5 +59,6 @@ def compile_spec(spec_path: str, *, use_helm: bool = True) -> Compiled:
         files.add_yaml(path, header_comment(source), *documents)
 
     compiled = Compiled(files, base, environments, objects, gitops)
+    on_stage("verify")
     verify(compiled, validated, use_helm=use_helm)
     return compiled

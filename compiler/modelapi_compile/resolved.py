@@ -56,29 +56,39 @@ class NetworkRules(Values):
 class Workload(Values):
     """One Deployment with its Service, ServiceAccount and optional satellites."""
 
-    component: Component
-    image: str
-    replicas: int
-    port: int
-    strategy: K8s
-    command: list[str] = Field(default_factory=list)
-    args: list[str] = Field(default_factory=list)
-    env: list[K8s] = Field(default_factory=list)
-    resources: K8s
-    probes: Probes
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[K8s] = Field(default_factory=list)
-    runtime_class_name: str | None = None
-    pod_security_context: K8s
-    security_context: K8s
-    volumes: list[K8s] = Field(default_factory=list)
-    volume_mounts: list[K8s] = Field(default_factory=list)
-    sidecars: list[K8s] = Field(default_factory=list)
-    termination_grace_period_seconds: int = 30
-    config: ConfigFile | None = None
-    persistence: Persistence | None = None
-    metrics_path: str | None = None
-    network: NetworkRules = Field(default_factory=NetworkRules)
+    component: Component = Field(description="agent, vllm, litellm or ollama")
+    image: str = Field(description="container image, pinned")
+    replicas: int = Field(description="Deployment replicas; a PodDisruptionBudget above 1")
+    port: int = Field(description="container and Service port (named http)")
+    strategy: K8s = Field(
+        description="Deployment strategy; Recreate for GPUs and single-writer caches"
+    )
+    command: list[str] = Field(default_factory=list, description="container command")
+    args: list[str] = Field(default_factory=list, description="container arguments")
+    env: list[K8s] = Field(
+        default_factory=list, description="environment (secrets by secretKeyRef)"
+    )
+    resources: K8s = Field(description="requests and limits")
+    probes: Probes = Field(description="startup, readiness and liveness probes")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="node labels (GPU conventions applied)"
+    )
+    tolerations: list[K8s] = Field(default_factory=list, description="pod tolerations")
+    runtime_class_name: str | None = Field(None, description="RuntimeClass, e.g. nvidia")
+    pod_security_context: K8s = Field(description="pod securityContext")
+    security_context: K8s = Field(description="container securityContext")
+    volumes: list[K8s] = Field(default_factory=list, description="pod volumes")
+    volume_mounts: list[K8s] = Field(
+        default_factory=list, description="mounts of the main container"
+    )
+    sidecars: list[K8s] = Field(
+        default_factory=list, description="extra containers (Ollama's model puller)"
+    )
+    termination_grace_period_seconds: int = Field(30, description="seconds to drain")
+    config: ConfigFile | None = Field(None, description="one config file in a ConfigMap (LiteLLM)")
+    persistence: Persistence | None = Field(None, description="PVC <stack>-<name>-cache")
+    metrics_path: str | None = Field(None, description="ServiceMonitor path when monitoring is on")
+    network: NetworkRules = Field(default_factory=NetworkRules, description="NetworkPolicy rules")
 
 
 class Monitoring(Values):
@@ -101,11 +111,15 @@ class ExternalSecrets(Values):
 class ChartValues(Values):
     """Everything the chart renders; keys of `workloads` are the spec's names."""
 
-    stack: str
-    network_policy: bool = True
-    monitoring: Monitoring = Field(default_factory=Monitoring)
-    external_secrets: ExternalSecrets = Field(default_factory=ExternalSecrets)
-    workloads: dict[str, Workload] = Field(default_factory=dict)
+    stack: str = Field(description="name prefix of every object")
+    network_policy: bool = Field(True, description="default deny plus the declared edges")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="ServiceMonitors")
+    external_secrets: ExternalSecrets = Field(
+        default_factory=ExternalSecrets, description="ExternalSecrets for referenced Secrets"
+    )
+    workloads: dict[str, Workload] = Field(
+        default_factory=dict, description="one Deployment each, keyed by spec name"
+    )
 
 
 class Endpoint(BaseModel):

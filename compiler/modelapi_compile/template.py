@@ -48,6 +48,8 @@ def render_environment(spec_path: str, environment: str) -> str:
                                                    namespace=env.namespace)
     chunks = []
     for name, text in sorted(output.items()):
+        if name.endswith("NOTES.txt"):
+            continue
         source = name.split("/", 1)[-1] if "/" in name else name
         for document in text.split("\n---\n"):
             body = document.strip("\n").removeprefix("---").strip("\n")

@@ -137,8 +137,9 @@ def render_chart(sdk: Any, chart: Path, env: str, namespace: str) -> list[K8s]:
     release = chart.name
     output = sdk.Chart.load(str(chart)).render(values, name=release, namespace=namespace)
     objects: list[K8s] = []
-    for _, text in sorted(output.items()):
-        objects += [doc for doc in load_yaml_documents(text) if doc]
+    for name, text in sorted(output.items()):
+        if not name.endswith("NOTES.txt"):  # shown after install, not an object
+            objects += [doc for doc in load_yaml_documents(text) if doc]
     return objects
 
 
