@@ -55,7 +55,8 @@ def test_progress_shows_only_on_a_terminal_after_a_moment() -> None:
 def test_chart_readme_lists_values_like_helm_docs() -> None:
     readme = (REPO / "charts" / "agentic" / "README.md").read_text()
     assert "| Key | Type | Default | Description |" in readme
-    assert "| workloads.ollama.replicas | int | `1` |" in readme
+    assert "| workloads.<name>.replicas | int | see below |" in readme
+    assert "| ollama | ollama | `ollama/ollama:0.6.5` | 1 |" in readme
 
 
 def test_notes_tell_how_to_reach_the_proxy_and_agents(helm: object) -> None:

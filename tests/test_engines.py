@@ -31,7 +31,7 @@ def _write(out: Path, spec: Path) -> None:
 def test_helm_and_kustomize_describe_the_same_objects(spec: Path, tmp_path: Path, helm: Any,
                                                       kustomize: Any) -> None:
     _write(tmp_path, spec)
-    compiled = compile_spec(str(spec), use_helm=False)
+    compiled = compile_spec(str(spec), use_helm=False, keep_objects=True)
     chart = tmp_path / "charts" / compiled.base.name
     assert not helm.lint(str(chart)).get("errors")
     for env in compiled.environments:
@@ -95,7 +95,7 @@ def test_argocd_helm_applications_render_with_their_value_files(tmp_path: Path,
                                                                   helm: Any) -> None:
     """Check out the build where gitops.path says, then render what each Application names."""
     spec = REPO / "examples" / "agentic.yaml"
-    compiled = compile_spec(str(spec), use_helm=False)
+    compiled = compile_spec(str(spec), use_helm=False, keep_objects=True)
     repo_root = tmp_path / "repo"
     _write(repo_root / "deploy" / "agentic", spec)
     applications = [doc for path, docs in compiled.gitops.items()

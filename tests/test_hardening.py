@@ -21,7 +21,7 @@ PROD = CASES / "valid" / "production-gpu.yaml"
 
 @pytest.fixture(scope="module")
 def prod() -> Any:
-    return compile_spec(str(PROD), use_helm=False)
+    return compile_spec(str(PROD), use_helm=False, keep_objects=True)
 
 
 def test_external_secrets_cover_every_secret_reference(prod: Any, shared_crds: Path) -> None:

@@ -29,7 +29,7 @@ def test_starter_validates_and_builds(tmp_path: Path, backends: list[str],
     validate_document(load_bytes(text.encode(), "starter.yaml"))
     spec_file = tmp_path / "starter.yaml"
     spec_file.write_text(text, encoding="utf-8")
-    compiled = compile_spec(str(spec_file), use_helm=False)
+    compiled = compile_spec(str(spec_file), use_helm=False, keep_objects=True)
     assert [e.environment for e in compiled.environments] == ["dev", "prod"]
     assert bool(compiled.gitops) == (gitops is not None)
 

@@ -133,14 +133,16 @@ def check_ownership(root: Path, files: OutputFiles, *, force: bool) -> None:
         raise SpecError(problems)
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write via a temporary file and a rename; `durable` also fsyncs the data first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -164,9 +166,11 @@ def apply_changes(root: Path, changes: list[Change]) -> None:
             deletions.append(change.path)
         else:
             _trace(f"stage {change.path}")
-            write_atomic(staging / change.path, change.new)
+            write_atomic(staging / change.path, change.new, durable=False)
             moves.append(change.path)
-    _fsync_dir(staging)
+    # One flush of everything staged instead of an fsync per file: the journal, written
+    # durably next, must never name staged files that a power cut could lose.
+    os.sync()
     _trace("journal")
     write_atomic(root / JOURNAL, json.dumps({"moves": moves, "deletions": deletions},
                                             indent=1, sort_keys=True) + "\n")

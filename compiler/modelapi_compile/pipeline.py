@@ -11,46 +11,42 @@ from pathlib import PurePath
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects
-from .resolve import gitops_plan, resolve
+from .resolve import gitops_plan, resolve_environments
 from .resolved import K8s, ResolvedStack
 from .validate import load_spec
-from .verify import verify
+from .verify import Verifier
 
 
 @dataclass(frozen=True)
 class Compiled:
     files: OutputFiles
     base: ResolvedStack
-    environments: tuple[ResolvedStack, ...]
-    objects: dict[str, list[K8s]]  # per environment name; "" is the base
+    environments: tuple[ResolvedStack, ...]  # only with keep_objects
+    # Objects per environment name ("" is the base); environments only with keep_objects.
+    objects: dict[str, list[K8s]]
     gitops: dict[str, list[K8s]]  # per output file
-
-    def gitops_objects(self) -> list[tuple[str, list[K8s]]]:
-        return sorted(self.gitops.items())
 
 
 def _quiet(stage: str) -> None:
     del stage
 
 
-def compile_spec(spec_path: str, *, use_helm: bool = True,
+def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = False,
+                 keep_documents: bool = False,
                  on_stage: Callable[[str], None] = _quiet) -> Compiled:
+    """Compile and verify. Environments are resolved, emitted and verified one at a time and
+    (unless `keep_objects`) dropped before the next, so memory stays bounded on large stacks;
+    `keep_documents` keeps the data behind each YAML file for semantic diffs."""
     on_stage("load and validate")
     validated = load_spec(spec_path)
-    on_stage("resolve")
-    resolved = resolve(validated)
-    base = resolved.pop("")
-    environments = tuple(resolved.values())
     source = PurePath(spec_path).name
-    on_stage("emit")
-    objects = {"": build_objects(base), **{e.environment: build_objects(e) for e in environments}}
+    resolved = resolve_environments(validated)
+    on_stage("resolve")
+    base = next(resolved)
 
-    files = OutputFiles()
-    files.update(helm.chart_files(base, list(environments), source))
-    files.update(kustomize.base_files(objects[""], source))
-    for env in environments:
-        files.update(kustomize.overlay_files(env.environment, env.namespace, objects[""],
-                                             objects[env.environment], source))
+    files = OutputFiles(keep_documents=keep_documents)
+    chart = helm.Chart(base, [e.name for e in validated.environments], source)
+    chart.files(files)
     plan = gitops_plan(validated)
     gitops: dict[str, list[K8s]] = {}
     if plan is not None:
@@ -58,7 +54,25 @@ def compile_spec(spec_path: str, *, use_helm: bool = True,
     for path, documents in sorted(gitops.items()):
         files.add_yaml(path, header_comment(source), *documents)
 
-    compiled = Compiled(files, base, environments, objects, gitops)
-    on_stage("verify")
-    verify(compiled, validated, use_helm=use_helm)
-    return compiled
+    environments = []
+    with Verifier(validated, base.kubernetes_version, use_helm=use_helm) as verifier:
+        on_stage("verify the chart")
+        verifier.start_chart(files, base)
+        verifier.check_gitops(gitops)
+        on_stage("base")
+        base_objects = build_objects(base)
+        files.update(kustomize.base_files(base_objects, source))
+        verifier.check(base, base_objects, {})
+        objects = {"": base_objects}
+        for env in resolved:
+            on_stage(f"environment {env.environment}")
+            chart.environment_file(files, env)
+            env_objects = build_objects(env)
+            files.update(kustomize.overlay_files(env.environment, env.namespace, base_objects,
+                                                 env_objects, source))
+            verifier.check(env, env_objects, chart.environment_values(env))
+            if keep_objects:
+                objects[env.environment] = env_objects
+                environments.append(env)
+        verifier.finish()
+    return Compiled(files, base, tuple(environments), objects, gitops)

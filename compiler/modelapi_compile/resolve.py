@@ -6,12 +6,12 @@ the LiteLLM configuration computed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from . import workloads as w
 from . import yamlout
-from .problems import Problem, SpecError
 from .resolved import (
     ChartValues,
     Endpoint,
@@ -24,7 +24,7 @@ from .resolved import (
     ResolvedStack,
     Workload,
 )
-from .spec import ACCELERATORS, GPU_LABEL_KEYS, ModelAPI, ModelStack
+from .spec import ACCELERATORS, GPU_LABEL_KEYS, Agent, ModelAPI, ModelStack
 from .validate import EnvironmentSpec, ValidatedSpec
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
@@ -34,17 +34,15 @@ _LABEL_INSTANCE = "app.kubernetes.io/instance"
 
 def resolve(validated: ValidatedSpec) -> dict[str, ResolvedStack]:
     """The base (spec as written, key "") and every environment, by environment name."""
-    base = EnvironmentSpec("", validated.stack.spec.namespace, validated.stack)
-    resolved: dict[str, ResolvedStack] = {}
-    problems: list[Problem] = []
-    for env in (base, *validated.environments):
-        try:
-            resolved[env.name] = _resolve_environment(env)
-        except SpecError as error:
-            problems.extend(error.problems)
-    if problems:
-        raise SpecError(problems)
-    return resolved
+    return {r.environment: r for r in resolve_environments(validated)}
+
+
+def resolve_environments(validated: ValidatedSpec) -> Iterator[ResolvedStack]:
+    """The base (environment "") first, then each environment, one at a time."""
+    yield _resolve_environment(EnvironmentSpec("", validated.stack.spec.namespace,
+                                               validated.stack))
+    for env in validated.environments:
+        yield _resolve_environment(env)
 
 
 def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
@@ -52,13 +50,13 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     spec = stack.spec
     prefix = stack.metadata.name
     endpoints = {api.name: _endpoint(prefix, api) for api in spec.model_apis}
-    edges = _edges(stack)
+    graph = _graph(stack)
     workloads = {}
     for api in spec.model_apis:
         if api.external:
             continue
         cluster = _cluster(stack, api)
-        network = _network_rules(api.name, stack, edges, endpoints)
+        network = _network_rules(api.name, stack, graph, endpoints)
         fullname = f"{prefix}-{api.name}"
         if api.vllm:
             workloads[api.name] = w.vllm_workload(fullname, api.vllm, cluster, network,
@@ -66,8 +64,8 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         elif api.ollama:
             workloads[api.name] = w.ollama_workload(fullname, api.ollama, cluster, network)
         elif api.litellm:
-            config, key_env = litellm_config(api, {a.name: a for a in spec.model_apis},
-                                             endpoints, spec.monitoring.enabled)
+            config, key_env = litellm_config(api, graph.apis, endpoints,
+                                             spec.monitoring.enabled)
             workloads[api.name] = w.litellm_workload(fullname, api.litellm, config, key_env,
                                                      cluster, network, spec.monitoring.enabled)
     for agent in spec.agents:
@@ -78,7 +76,7 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
             env_vars.append(w.secret_env("MODEL_API_KEY", endpoint.api_key_secret))
         workloads[agent.name] = w.agent_workload(
             agent, env_vars, _cluster(stack, None),
-            _network_rules(agent.name, stack, edges, endpoints))
+            _network_rules(agent.name, stack, graph, endpoints))
     values = ChartValues(
         stack=prefix,
         network_policy=spec.cluster.network_policies,
@@ -221,29 +219,44 @@ def litellm_config(api: ModelAPI, apis: dict[str, ModelAPI], endpoints: dict[str
 # --- network edges ---------------------------------------------------------------------------
 
 
-def _edges(stack: ModelStack) -> list[tuple[str, str]]:
-    """(client, modelAPI) pairs the spec declares: agents and LiteLLM backends."""
-    edges = [(agent.name, agent.model_api) for agent in stack.spec.agents]
+@dataclass(frozen=True)
+class _Graph:
+    """Who calls whom, computed once per environment: agents and LiteLLM backends."""
+
+    apis: dict[str, ModelAPI]
+    agents: dict[str, Agent]
+    clients: dict[str, list[str]]  # modelAPI -> its callers
+    targets: dict[str, list[str]]  # caller -> the modelAPIs it calls
+
+
+def _graph(stack: ModelStack) -> _Graph:
+    edges = {(agent.name, agent.model_api) for agent in stack.spec.agents}
     for api in stack.spec.model_apis:
         if api.litellm:
-            edges += [(api.name, m.backend) for m in api.litellm.models if m.backend]
-    return sorted(set(edges))
+            edges |= {(api.name, m.backend) for m in api.litellm.models if m.backend}
+    clients: dict[str, list[str]] = {}
+    targets: dict[str, list[str]] = {}
+    for client, target in sorted(edges):
+        clients.setdefault(target, []).append(client)
+        targets.setdefault(client, []).append(target)
+    return _Graph({a.name: a for a in stack.spec.model_apis},
+                  {a.name: a for a in stack.spec.agents}, clients, targets)
 
 
 def _pod_peer(prefix: str, name: str) -> K8s:
     return {"podSelector": {"matchLabels": {_LABEL_INSTANCE: prefix, _LABEL_NAME: name}}}
 
 
-def _network_rules(name: str, stack: ModelStack, edges: list[tuple[str, str]],
+def _network_rules(name: str, stack: ModelStack, graph: _Graph,
                    endpoints: dict[str, Endpoint]) -> NetworkRules:
     prefix = stack.metadata.name
-    apis = {a.name: a for a in stack.spec.model_apis}
+    apis = graph.apis
     ingress: list[K8s] = []
     egress: list[K8s] = []
-    clients = sorted({client for client, target in edges if target == name})
+    clients = graph.clients.get(name, [])
     own_port = endpoints[name].port if name in endpoints else None
     if name not in apis:  # an agent: callers are whatever runs in the namespace
-        agent = next(a for a in stack.spec.agents if a.name == name)
+        agent = graph.agents[name]
         ingress.append({"from": [{"podSelector": {}}],
                         "ports": [{"port": agent.port, "protocol": "TCP"}]})
     elif clients:
@@ -254,7 +267,7 @@ def _network_rules(name: str, stack: ModelStack, edges: list[tuple[str, str]],
         ingress.append({"from": [{"namespaceSelector": {}}],
                         "ports": [{"port": own_port, "protocol": "TCP"}]})
     external_ports: set[tuple[int, bool]] = set()
-    for target in sorted({t for c, t in edges if c == name}):
+    for target in graph.targets.get(name, []):
         endpoint = endpoints[target]
         if endpoint.workload:
             egress.append({"to": [_pod_peer(prefix, endpoint.workload)],

@@ -15,7 +15,7 @@ from .verify import helm_sdk
 def render_environment(spec_path: str, environment: str) -> str:
     from .pipeline import compile_spec
 
-    compiled = compile_spec(spec_path, use_helm=False)
+    compiled = compile_spec(spec_path, use_helm=False, keep_objects=True)
     envs = {e.environment: e for e in compiled.environments}
     if environment not in envs:
         raise SpecError([Problem(spec_path, 0, 0, "", f"no environment named '{environment}'",

@@ -9,6 +9,7 @@ import types
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -41,14 +42,18 @@ class ValidatedSpec:
 
     def origin(self, name: str) -> tuple[Path, tuple[int, int]] | None:
         """Where the modelAPI or agent called `name` is declared in the spec."""
+        path = self._declaration_paths.get(name)
+        return (path, self.positions.locate(path)) if path else None
+
+    @cached_property
+    def _declaration_paths(self) -> dict[str, Path]:
         spec = self.stack.spec
-        for field, names in (("modelAPIs", [a.name for a in spec.model_apis]),
-                             ("agents", [a.name for a in spec.agents])):
-            for index, item_name in enumerate(names):
-                if item_name == name:
-                    path: Path = ("spec", field, index)
-                    return path, self.positions.locate(path)
-        return None
+        paths: dict[str, Path] = {}
+        for field, names in (("agents", [a.name for a in spec.agents]),
+                             ("modelAPIs", [a.name for a in spec.model_apis])):
+            paths.update({name: ("spec", field, index) for index, name in enumerate(names)})
+        return paths
+
 
 
 def validate_document(document: Document) -> ValidatedSpec:

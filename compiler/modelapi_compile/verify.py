@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from .kubeschemas import SchemaCatalog, SchemaNotFound
 from .pod_security import violations
 from .problems import Problem, SpecError, format_path
-from .resolved import K8s
+from .resolved import K8s, ResolvedStack
 
 if TYPE_CHECKING:
-    from .pipeline import Compiled
+    from .emit.files import OutputFiles
     from .validate import ValidatedSpec
 
 
@@ -24,55 +24,96 @@ class OutputInvalid(SpecError):
     """The build would write output that fails verification (exit 1, nothing written)."""
 
 
-def verify(compiled: Compiled, validated: ValidatedSpec, *, use_helm: bool = True) -> None:
-    spec_path = validated.file
-    catalog = SchemaCatalog(compiled.base.kubernetes_version, strict=True)
-    problems = list(_schema_problems(compiled, catalog, validated))
-    problems += _policy_problems(compiled, validated)
-    if use_helm and not problems:
-        problems += _helm_problems(compiled, spec_path)
-    if problems:
-        raise OutputInvalid(problems)
+class Verifier:
+    """Checks one environment's objects at a time, so a large stack never holds every
+    environment's objects at once. Use as a context manager; `finish` raises OutputInvalid
+    with everything found."""
+
+    def __init__(self, validated: ValidatedSpec, kubernetes_version: str, *, use_helm: bool):
+        self.validated = validated
+        self.catalog = SchemaCatalog(kubernetes_version, strict=True)
+        self.sdk = helm_sdk() if use_helm else None
+        self.problems: list[Problem] = []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.chart: Path | None = None
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def start_chart(self, files: OutputFiles, base: ResolvedStack) -> None:
+        """Write the chart to a scratch folder and lint it (when Helm is there)."""
+        if self.sdk is None:
+            return
+        self._tmp = tempfile.TemporaryDirectory(prefix="modelapi-compile-")
+        for path, text in files:
+            if path.startswith("charts/"):
+                target = Path(self._tmp.name, path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+        self.chart = Path(self._tmp.name, "charts", base.name)
+        self.problems += _lint_problems(self.sdk, self.chart, base, self.validated.file)
+
+    def check(self, env: ResolvedStack, objects: list[K8s], values: dict[str, Any]) -> None:
+        """Schemas and policy for the objects; with Helm, also that rendering the chart with
+        `values` (what values-<env>.yaml holds) gives exactly these objects."""
+        label = f"environment {env.environment}" if env.environment else ""
+        found = list(_schema_problems(label, objects, self.catalog, self.validated))
+        found += _policy_problems(label, objects, self.validated)
+        if self.sdk is not None and self.chart is not None and not found:
+            rendered = iter_rendered(self.sdk, self.chart, values, env.namespace)
+            found += _compare(env.environment, rendered, objects, self.validated.file)
+        self.problems += found
+
+    def check_gitops(self, gitops: dict[str, list[K8s]]) -> None:
+        for path, objects in sorted(gitops.items()):
+            self.problems += _schema_problems(path, objects, self.catalog, self.validated)
+
+    def finish(self) -> None:
+        if self.problems:
+            raise OutputInvalid(self.problems)
 
 
-def _describe(env: str, obj: K8s) -> str:
-    where = f"environment {env}: " if env else "base: "
+def _describe(label: str, obj: K8s) -> str:
+    where = f"{label}: " if label else "base: "
     return f"{where}{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
 
-def _schema_problems(compiled: Compiled, catalog: SchemaCatalog, validated: ValidatedSpec
+def _schema_problems(env: str, objects: list[K8s], catalog: SchemaCatalog,
+                     validated: ValidatedSpec) -> Iterator[Problem]:
+    for obj in objects:
+        line, column, declared = _origin(obj, validated)
+        try:
+            found = catalog.check(obj)
+        except SchemaNotFound as error:
+            yield Problem(validated.file, line, column, _describe(env, obj), str(error))
+            continue
+        for problem in found:
+            yield Problem(validated.file, line, column,
+                          f"{_describe(env, obj)}: {problem.path}",
+                          f"generated object is invalid: {problem.message}",
+                          f"check the values of {declared} that feed this field")
+
+
+def _policy_problems(env: str, objects: list[K8s], validated: ValidatedSpec
                      ) -> Iterator[Problem]:
-    for env, objects in [*compiled.objects.items(), *compiled.gitops_objects()]:
-        for obj in objects:
-            line, column, declared = _origin(obj, validated)
-            try:
-                found = catalog.check(obj)
-            except SchemaNotFound as error:
-                yield Problem(validated.file, line, column, _describe(env, obj), str(error))
-                continue
-            for problem in found:
-                yield Problem(validated.file, line, column,
-                              f"{_describe(env, obj)}: {problem.path}",
-                              f"generated object is invalid: {problem.message}",
-                              f"check the values of {declared} that feed this field")
-
-
-def _policy_problems(compiled: Compiled, validated: ValidatedSpec) -> Iterator[Problem]:
     """No Secret with data ever leaves the compiler; pods meet the restricted profile."""
-    for env, objects in [*compiled.objects.items(), *compiled.gitops_objects()]:
-        for obj in objects:
-            line, column, declared = _origin(obj, validated)
-            if obj.get("kind") == "Secret":
-                yield Problem(validated.file, line, column, _describe(env, obj),
-                              "the build would write a Secret", "reference Secrets by name")
-            if obj.get("kind") != "Deployment":
-                continue
-            template = obj["spec"]["template"]
-            component = template["metadata"]["labels"].get("app.kubernetes.io/component", "")
-            for message in violations(template["spec"], component):
-                yield Problem(validated.file, line, column, _describe(env, obj),
-                              f"violates the restricted Pod Security Standard: {message}",
-                              f"check the values of {declared}")
+    for obj in objects:
+        line, column, declared = _origin(obj, validated)
+        if obj.get("kind") == "Secret":
+            yield Problem(validated.file, line, column, _describe(env, obj),
+                          "the build would write a Secret", "reference Secrets by name")
+        if obj.get("kind") != "Deployment":
+            continue
+        template = obj["spec"]["template"]
+        component = template["metadata"]["labels"].get("app.kubernetes.io/component", "")
+        for message in violations(template["spec"], component):
+            yield Problem(validated.file, line, column, _describe(env, obj),
+                          f"violates the restricted Pod Security Standard: {message}",
+                          f"check the values of {declared}")
 
 
 def _origin(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:
@@ -86,6 +127,7 @@ def _origin(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:
 
 
 def helm_sdk() -> Any | None:
+    """The embedded Helm SDK, or None."""
     try:
         import helm_python
     except ImportError:
@@ -93,29 +135,23 @@ def helm_sdk() -> Any | None:
     return helm_python
 
 
-def _helm_problems(compiled: Compiled, spec_path: str) -> list[Problem]:
-    sdk = helm_sdk()
-    if sdk is None:
-        return []
-    problems: list[Problem] = []
-    with tempfile.TemporaryDirectory(prefix="modelapi-compile-") as tmp:
-        for path, text in compiled.files:
-            if path.startswith("charts/"):
-                target = Path(tmp, path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
-        chart = Path(tmp, "charts", compiled.base.name)
-        lint = sdk.lint(str(chart), strict=False, namespace=compiled.base.namespace)
-        for error in lint.get("errors") or []:
-            problems.append(Problem(spec_path, 0, 0, "chart", f"helm lint: {error}"))
-        for message in lint.get("messages") or []:
-            if message.get("severity", 0) >= 3:  # ERROR; info and warnings are advice
-                problems.append(Problem(spec_path, 0, 0, f"chart {message.get('path')}",
-                                        f"helm lint: {message.get('error')}"))
-        for env in (compiled.base, *compiled.environments):
-            rendered = render_chart(sdk, chart, env.environment, env.namespace)
-            problems += _compare(env.environment, rendered, compiled.objects[env.environment],
-                                 spec_path)
+def _lint_problems(sdk: Any, chart: Path, base: ResolvedStack, spec_path: str) -> list[Problem]:
+    """`helm lint` on one workload of each kind: the chart's files, schema and template
+    syntax are the same for every workload, and every object of every environment is
+    rendered and compared below anyway, so linting thousands of workloads adds nothing."""
+    sample: dict[str, str] = {}
+    for name, workload in base.values.workloads.items():
+        sample.setdefault(workload.component, name)
+    keep = set(sample.values())
+    overrides = {"workloads": {name: None for name in base.values.workloads
+                               if name not in keep}}
+    lint = sdk.lint(str(chart), overrides, strict=False, namespace=base.namespace)
+    problems = [Problem(spec_path, 0, 0, "chart", f"helm lint: {error}")
+                for error in lint.get("errors") or []]
+    for message in lint.get("messages") or []:
+        if message.get("severity", 0) >= 3:  # ERROR; info and warnings are advice
+            problems.append(Problem(spec_path, 0, 0, f"chart {message.get('path')}",
+                                    f"helm lint: {message.get('error')}"))
     return problems
 
 
@@ -128,37 +164,48 @@ def load_yaml_documents(text: str) -> list[Any]:
     return [doc for doc in yaml.load_all(text, Loader=GoYamlLoader) if doc is not None]
 
 
+def iter_rendered(sdk: Any, chart: Path, values: dict[str, Any], namespace: str
+                  ) -> Iterator[K8s]:
+    """Objects `helm template` renders with `values` over the chart's own, one at a time,
+    so that thousands of them are never all held at once."""
+    import yaml
+
+    from .manifest_check import GoYamlLoader
+
+    output = sdk.Chart.load(str(chart)).render(values, name=chart.name, namespace=namespace)
+    for name, text in sorted(output.items()):
+        if not name.endswith("NOTES.txt"):  # shown after install, not an object
+            yield from (doc for doc in yaml.load_all(text, Loader=GoYamlLoader) if doc)
+
+
 def render_chart(sdk: Any, chart: Path, env: str, namespace: str) -> list[K8s]:
-    """Objects `helm template` renders for an environment (values-<env>.yaml)."""
+    """All objects `helm template -f values-<env>.yaml` renders (env "" for none)."""
     values: dict[str, Any] = {}
     if env:
         documents = load_yaml_documents((chart / f"values-{env}.yaml").read_text("utf-8"))
         values = documents[0] if documents else {}
-    release = chart.name
-    output = sdk.Chart.load(str(chart)).render(values, name=release, namespace=namespace)
-    objects: list[K8s] = []
-    for name, text in sorted(output.items()):
-        if not name.endswith("NOTES.txt"):  # shown after install, not an object
-            objects += [doc for doc in load_yaml_documents(text) if doc]
-    return objects
+    return list(iter_rendered(sdk, chart, values, namespace))
 
 
-def _compare(env: str, rendered: list[K8s], expected: list[K8s], spec_path: str
+def _compare(env: str, rendered: Iterator[K8s], expected: list[K8s], spec_path: str
              ) -> list[Problem]:
-    def key(obj: K8s) -> tuple[str, str]:
-        return (obj["kind"], obj["metadata"]["name"])
-
-    ours = {key(o): o for o in expected}
-    helms = {key(o): o for o in rendered}
+    where = f"environment {env or 'base'}"
+    ours = {(o["kind"], o["metadata"]["name"]): o for o in expected}
+    seen: set[tuple[str, str]] = set()
     problems = []
-    for missing in sorted(set(ours) ^ set(helms)):
-        side = "Helm does not render" if missing in ours else "Helm renders an extra"
-        problems.append(Problem(spec_path, 0, 0, f"environment {env or 'base'}",
-                                f"{side} {missing[0]}/{missing[1]}",
-                                "a bug in modelapi-compile's chart; please report it"))
-    for k in sorted(set(ours) & set(helms)):
-        if ours[k] != helms[k]:
-            problems.append(Problem(spec_path, 0, 0, f"environment {env or 'base'}",
-                                    f"Helm renders {k[0]}/{k[1]} differently from the "
+    for obj in rendered:
+        key = (obj["kind"], obj["metadata"]["name"])
+        seen.add(key)
+        if key not in ours:
+            problems.append(Problem(spec_path, 0, 0, where,
+                                    f"Helm renders an extra {key[0]}/{key[1]}",
+                                    "a bug in modelapi-compile's chart; please report it"))
+        elif ours[key] != obj:
+            problems.append(Problem(spec_path, 0, 0, where,
+                                    f"Helm renders {key[0]}/{key[1]} differently from the "
                                     "compiler", "a bug in modelapi-compile; please report it"))
+    for missing in sorted(set(ours) - seen):
+        problems.append(Problem(spec_path, 0, 0, where,
+                                f"Helm does not render {missing[0]}/{missing[1]}",
+                                "a bug in modelapi-compile's chart; please report it"))
     return problems

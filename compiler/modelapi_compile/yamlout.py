@@ -90,49 +90,110 @@ def _block_literal(text: str, indent: str) -> str | None:
     return "\n".join(out)
 
 
-def _lines(value: Any, indent: int) -> Iterable[str]:
-    pad = " " * indent
-    if isinstance(value, dict):
-        if not value:
-            yield pad + "{}"
-            return
-        for key, item in value.items():
-            yield from _entry(pad + scalar(str(key)) + ":", item, indent, in_list=False)
-    elif isinstance(value, list):
-        if not value:
-            yield pad + "[]"
-            return
-        for item in value:
-            yield from _entry(pad + "-", item, indent, in_list=True)
-    else:
-        yield pad + scalar(value)
+class _Writer:
+    """Block-style YAML lines; with `shared`, repeated collections become anchors and
+    aliases (`&s1` ... `*s1`), which keeps very large values files small."""
 
+    def __init__(self, shared: set[str] | None = None):
+        self.shared = shared or set()
+        self.anchors: dict[str, str] = {}
 
-def _entry(head: str, item: Any, indent: int, *, in_list: bool) -> Iterable[str]:
-    child = indent + 2
-    if isinstance(item, dict) and item:
-        if in_list:
-            nested = list(_lines(item, child))
-            yield head + " " + nested[0].lstrip()
-            yield from nested[1:]
+    def _reference(self, value: Any) -> tuple[str, bool]:
+        """("&s1", False) for a first occurrence, ("*s1", True) after; ("", False) if not
+        shared."""
+        if not self.shared or not isinstance(value, (dict, list)) or not value:
+            return "", False
+        signature = _signature(value)
+        if signature not in self.shared:
+            return "", False
+        if signature in self.anchors:
+            return "*" + self.anchors[signature], True
+        self.anchors[signature] = f"s{len(self.anchors) + 1}"
+        return "&" + self.anchors[signature], False
+
+    def lines(self, value: Any, indent: int) -> Iterable[str]:
+        pad = " " * indent
+        if isinstance(value, dict):
+            if not value:
+                yield pad + "{}"
+                return
+            for key, item in value.items():
+                yield from self.entry(pad + scalar(str(key)) + ":", item, indent, in_list=False)
+        elif isinstance(value, list):
+            if not value:
+                yield pad + "[]"
+                return
+            for item in value:
+                yield from self.entry(pad + "-", item, indent, in_list=True)
         else:
+            yield pad + scalar(value)
+
+    def entry(self, head: str, item: Any, indent: int, *, in_list: bool) -> Iterable[str]:
+        child = indent + 2
+        reference, is_alias = self._reference(item)
+        if is_alias:
+            yield f"{head} {reference}"
+        elif reference:
+            yield f"{head} {reference}"
+            yield from self.lines(item, child if in_list or isinstance(item, dict) else indent)
+        elif isinstance(item, dict) and item:
+            if in_list:
+                nested = list(self.lines(item, child))
+                yield head + " " + nested[0].lstrip()
+                yield from nested[1:]
+            else:
+                yield head
+                yield from self.lines(item, child)
+        elif isinstance(item, list) and item:
             yield head
-            yield from _lines(item, child)
-    elif isinstance(item, list) and item:
-        yield head
-        # Kubernetes style: a list under a key is not indented further.
-        yield from _lines(item, child if in_list else indent)
-    elif isinstance(item, str) and "\n" in item:
-        block = _block_literal(item, " " * child)
-        yield head + " " + (block if block is not None else quote(item))
-    else:
-        empty = "{}" if isinstance(item, dict) else "[]" if isinstance(item, list) else None
-        yield head + " " + (empty if empty else scalar(item))
+            # Kubernetes style: a list under a key is not indented further.
+            yield from self.lines(item, child if in_list else indent)
+        elif isinstance(item, str) and "\n" in item:
+            block = _block_literal(item, " " * child)
+            yield head + " " + (block if block is not None else quote(item))
+        else:
+            empty = "{}" if isinstance(item, dict) else "[]" if isinstance(item, list) else None
+            yield head + " " + (empty if empty else scalar(item))
+
+
+def _signature(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _repeated(value: Any, min_chars: int) -> set[str]:
+    """Signatures of collections of at least `min_chars` that occur more than once."""
+    counts: dict[str, int] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            children: Iterable[Any] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            return
+        signature = _signature(node)
+        if len(signature) >= min_chars:
+            counts[signature] = counts.get(signature, 0) + 1
+        for child in children:
+            walk(child)
+
+    walk(value)
+    return {signature for signature, count in counts.items() if count > 1}
 
 
 def dump(value: Any) -> str:
     """One YAML document, ending in a newline."""
-    return "\n".join(_lines(value, 0)) + "\n"
+    return "\n".join(_Writer().lines(value, 0)) + "\n"
+
+
+def dump_compact(value: Any, *, above: int = 2 * 1024 * 1024, min_chars: int = 64) -> str:
+    """Like `dump`, but when the text would exceed `above` characters, repeated collections
+    are written once with an anchor and referenced by alias elsewhere (Helm refuses chart
+    files over 5 MiB; the values of thousands of similar workloads repeat a lot)."""
+    text = dump(value)
+    if len(text) <= above:
+        return text
+    return "\n".join(_Writer(_repeated(value, min_chars)).lines(value, 0)) + "\n"
 
 
 def dump_all(documents: Iterable[Any]) -> str:

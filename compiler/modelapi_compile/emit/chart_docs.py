@@ -52,8 +52,11 @@ def _cell(text: str) -> str:
 
 
 def chart_readme(stack: str, values: dict[str, Any], environments: list[str]) -> str:
+    """Top-level values with their defaults, the keys every workload has (described once, so
+    the file stays small for thousands of workloads), and a table of the workloads."""
     schema = values_schema()
     definitions = schema.get("$defs", {})
+    top = {k: v for k, v in values.items() if k != "workloads"}
     lines = [
         f"# {stack}",
         "",
@@ -75,6 +78,21 @@ def chart_readme(stack: str, values: dict[str, Any], environments: list[str]) ->
         "| Key | Type | Default | Description |",
         "|-----|------|---------|-------------|",
     ]
-    for key, kind, default, description in _rows(values, schema, definitions, "", ""):
+    for key, kind, default, description in _rows(top, schema, definitions, "", ""):
         lines.append(f"| {_cell(key)} | {kind} | `{_cell(default)}` | {_cell(description)} |")
+    workload = definitions.get("Workload", {})
+    for name, field in workload.get("properties", {}).items():
+        kind = _schema_type(field, definitions)
+        lines.append(f"| workloads.<name>.{name} | {kind} | see below | "
+                     f"{_cell(field.get('description', ''))} |")
+    lines += ["", "## Workloads", "", "| Name | Component | Image | Replicas |",
+              "|------|-----------|-------|----------|"]
+    for name, item in values.get("workloads", {}).items():
+        lines.append(f"| {name} | {item['component']} | `{item['image']}` | {item['replicas']} |")
     return "\n".join(lines) + "\n"
+
+
+def _schema_type(schema: dict[str, Any], definitions: dict[str, Any]) -> str:
+    resolved = _resolve(schema, definitions)
+    kind = resolved.get("type", "object")
+    return {"integer": "int", "boolean": "bool", "array": "list"}.get(str(kind), str(kind))

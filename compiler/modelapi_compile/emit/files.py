@@ -16,21 +16,27 @@ def header_comment(source: str, what: str = "") -> str:
 @dataclass
 class OutputFiles:
     files: dict[str, str] = field(default_factory=dict)
-    # The objects behind each YAML file, for semantic diffs without re-parsing our own text.
+    # The objects behind each YAML file, for semantic diffs without re-parsing our own text;
+    # kept only when asked, since for large stacks they are most of the memory.
+    keep_documents: bool = False
     documents: dict[str, list[Any]] = field(default_factory=dict)
 
     def add(self, path: str, text: str, documents: list[Any] | None = None) -> None:
         if path in self.files:
             raise ValueError(f"two emitters wrote {path}")
         self.files[path] = text
-        if documents is not None:
+        if documents is not None and self.keep_documents:
             self.documents[path] = documents
 
-    def add_yaml(self, path: str, header: str, *documents: Any) -> None:
-        """A YAML file of one or more documents, after a `#` header."""
+    def add_yaml(self, path: str, header: str, *documents: Any, compact: bool = False) -> None:
+        """A YAML file of one or more documents, after a `#` header; `compact` lets a very
+        large single document share repeated parts through anchors."""
         from .. import yamlout
 
-        body = yamlout.dump(documents[0]) if len(documents) == 1 else yamlout.dump_all(documents)
+        if len(documents) == 1:
+            body = (yamlout.dump_compact if compact else yamlout.dump)(documents[0])
+        else:
+            body = yamlout.dump_all(documents)
         self.add(path, header + body, list(documents))
 
     def update(self, other: OutputFiles) -> None:

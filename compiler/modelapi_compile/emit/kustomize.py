@@ -24,7 +24,7 @@ def object_file(obj: K8s) -> str:
 
 
 def base_files(objects: list[K8s], source: str) -> OutputFiles:
-    files = OutputFiles()
+    files = OutputFiles(keep_documents=True)  # the caller's OutputFiles decides
     names = []
     for obj in objects:
         name = object_file(obj)
@@ -39,7 +39,7 @@ def base_files(objects: list[K8s], source: str) -> OutputFiles:
 
 def overlay_files(env: str, namespace: str, base: list[K8s], target: list[K8s],
                   source: str) -> OutputFiles:
-    files = OutputFiles()
+    files = OutputFiles(keep_documents=True)  # the caller's OutputFiles decides
     root = f"overlays/{env}"
     base_by_key = {object_key(o): o for o in base}
     target_by_key = {object_key(o): o for o in target}

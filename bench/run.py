@@ -1,0 +1,436 @@
+"""The performance benchmark of issue 8: one markdown table, then the targets.
+
+    python bench/run.py [--sizes S,M,L,2L] [--runs N] [--timeout SECONDS] [--keep DIR]
+
+Per size (specs from bench/generate.py): median wall time of the whole
+`modelapi-compile build -f SPEC -o DIR` process (verify included, fresh DIR each run), its
+peak RSS (os.wait4 rusage of that one child), files and objects written, and, on the last
+build's output, the time real Helm takes to render the chart for every environment (a `helm`
+binary on PATH, else the helm_python SDK in a worker process timing only Chart.load+render)
+plus `kustomize build` / `kubectl kustomize` for every overlay. Then the cold start of
+`modelapi-compile --version` against `python -c pass`, and schema-validation throughput over
+all objects of the largest size measured (one core, warm catalog). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from generate import SIZES  # noqa: E402
+from generate import write as write_spec  # noqa: E402
+
+MB = 1024.0  # ru_maxrss is in KiB on Linux
+
+
+@dataclass
+class Process:
+    rc: int
+    wall: float
+    peak_mb: float
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Row:
+    size: str
+    builds: list[float] = field(default_factory=list)
+    peak_mb: float = 0.0
+    files: int = 0
+    objects: int = 0
+    render: float | None = None
+    kustomize: float | None = None
+    failure: str | None = None
+    note: str | None = None
+
+    @property
+    def build(self) -> float | None:
+        return statistics.median(self.builds) if self.builds else None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.build is None or self.render is None or self.kustomize is None:
+            return None
+        return self.build / (self.render + self.kustomize)
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- processes ---------------------------------------------------------------------------
+
+def compiler() -> list[str]:
+    """The console script next to this interpreter (not a pyenv shim), else `-m`."""
+    script = Path(sys.executable).parent / "modelapi-compile"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "modelapi_compile"]
+
+
+def measure(cmd: list[str], timeout: float | None = None) -> Process:
+    """Run cmd; wall time and the peak RSS of that process tree alone (wait4 rusage)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if timer:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Process(proc.returncode, wall, usage.ru_maxrss / MB,
+                       out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def worker(kind: str, *args: str) -> dict[str, Any]:
+    """Run this script as a worker process; its JSON answer (raises on failure)."""
+    result = subprocess.run([sys.executable, __file__, "--worker", kind, *args],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{result.stderr.strip()}")
+    return dict(json.loads(result.stdout))
+
+
+# -- the build output ----------------------------------------------------------------------
+
+def environments(out: Path) -> list[str]:
+    overlays = out / "overlays"
+    return sorted(p.name for p in overlays.iterdir() if p.is_dir() and p.name != "base")
+
+
+def chart_dir(out: Path) -> Path:
+    return next(p for p in (out / "charts").iterdir() if p.is_dir())
+
+
+def namespace_of(out: Path, env: str) -> str:
+    data = yaml.safe_load((out / "overlays" / env / "kustomization.yaml").read_text())
+    return str(data.get("namespace") or "default")
+
+
+def count_files(out: Path) -> int:
+    return sum(1 for p in out.rglob("*") if p.is_file())
+
+
+def count_documents(text: str) -> int:
+    return sum(1 for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc)
+
+
+# -- engines --------------------------------------------------------------------------------
+
+def kustomize_command() -> list[str] | None:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
+def run_kustomize(out: Path, objects_dir: Path) -> tuple[float, int]:
+    """Seconds of `kustomize build` over every overlay; objects rendered (kept for checks)."""
+    command = kustomize_command()
+    if command is None:
+        raise RuntimeError("neither kustomize nor kubectl on PATH")
+    total, objects = 0.0, 0
+    for env in environments(out):
+        run = measure([*command, str(out / "overlays" / env)])
+        if run.rc != 0:
+            raise RuntimeError(f"kustomize {env} failed:\n{run.stderr.strip()}")
+        total += run.wall
+        objects += count_documents(run.stdout)
+        (objects_dir / f"{env}.yaml").write_text(run.stdout, encoding="utf-8")
+    return total, objects
+
+
+def run_helm(out: Path) -> tuple[float, int]:
+    """Seconds Helm takes to render the chart for every environment; objects rendered."""
+    chart = chart_dir(out)
+    if not shutil.which("helm"):
+        answer = worker("render", str(out))
+        return float(answer["seconds"]), int(answer["objects"])
+    total, objects = 0.0, 0
+    for env in environments(out):
+        values = chart / f"values-{env}.yaml"
+        cmd = ["helm", "template", chart.name, str(chart), "-n", namespace_of(out, env)]
+        run = measure(cmd + (["-f", str(values)] if values.is_file() else []))
+        if run.rc != 0:
+            raise RuntimeError(f"helm template {env} failed:\n{run.stderr.strip()}")
+        total += run.wall
+        objects += count_documents(run.stdout)
+    return total, objects
+
+
+def render_worker(out_dir: str) -> dict[str, Any]:
+    import helm_python
+
+    out = Path(out_dir)
+    chart = chart_dir(out)
+    total, objects = 0.0, 0
+    for env in environments(out):
+        values_file = chart / f"values-{env}.yaml"
+        values = yaml.safe_load(values_file.read_text()) if values_file.is_file() else {}
+        namespace = namespace_of(out, env)
+        start = time.perf_counter()
+        rendered = helm_python.Chart.load(str(chart)).render(
+            values or {}, name=chart.name, namespace=namespace)
+        total += time.perf_counter() - start
+        objects += sum(count_documents(text) for path, text in rendered.items()
+                       if path.endswith((".yaml", ".yml")))  # not NOTES.txt, as helm template
+    return {"seconds": total, "objects": objects}
+
+
+# -- validation throughput ----------------------------------------------------------------
+
+def load_objects(objects_dir: Path, out: Path) -> list[dict[str, Any]]:
+    files = sorted(objects_dir.glob("*.yaml"))
+    files += sorted(p for p in (out / "gitops").rglob("*.yaml") if p.name != "kustomization.yaml")
+    objects: list[dict[str, Any]] = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        objects += [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
+    return objects
+
+
+def validate_worker(objects_dir: str, out_dir: str, version: str) -> dict[str, Any]:
+    from modelapi_compile.kubeschemas import SchemaCatalog
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    objects = load_objects(Path(objects_dir), Path(out_dir))
+    catalog = SchemaCatalog(version)
+    problems = sum(len(catalog.check(obj)) for obj in objects)  # warm-up pass
+    checked, start = 0, time.perf_counter()
+    while checked == 0 or time.perf_counter() - start < 1.0:
+        for obj in objects:
+            catalog.check(obj)
+        checked += len(objects)
+    elapsed = time.perf_counter() - start
+    return {"objects": len(objects), "per_second": checked / elapsed, "problems": problems}
+
+
+def kubernetes_version(spec: Path) -> str:
+    data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    return str((data.get("spec") or {}).get("kubernetesVersion") or "1.31.0")
+
+
+# -- one size ---------------------------------------------------------------------------------
+
+def bench_size(size: str, runs: int, work: Path, timeout: float, with_engines: bool
+               ) -> tuple[Row, Path | None]:
+    """Build `runs` times, then time the engines on the last output."""
+    row = Row(size)
+    spec = work / f"spec-{size}.yaml"
+    write_spec(size, spec)
+    out: Path | None = None
+    for n in range(runs):
+        out = work / f"out-{size}-{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        log(f"{size}: build {n + 1}/{runs}")
+        run = measure([*compiler(), "build", "-f", str(spec), "-o", str(out)], timeout)
+        if run.rc != 0:
+            row.failure = "timed out" if run.rc == -9 else f"build exit {run.rc}"
+            print(f"build of {size} failed (exit {run.rc}):\n{run.stderr}", file=sys.stderr)
+            return row, None
+        row.builds.append(run.wall)
+        row.peak_mb = max(row.peak_mb, run.peak_mb)
+        if n + 1 < runs:
+            shutil.rmtree(out)
+    assert out is not None
+    row.files = count_files(out)
+    if not with_engines:
+        row.note = "engines skipped (--engines)"
+        return row, out
+    try:
+        engines(row, out, work / f"objects-{size}")
+    except RuntimeError as error:
+        row.failure = "engines failed"
+        print(f"{size}: {error}", file=sys.stderr)
+    return row, out
+
+
+def engines(row: Row, out: Path, objects_dir: Path) -> None:
+    objects_dir.mkdir(exist_ok=True)
+    log(f"{row.size}: kustomize")
+    row.kustomize, row.objects = run_kustomize(out, objects_dir)
+    log(f"{row.size}: helm render")
+    row.render, helm_objects = run_helm(out)
+    if helm_objects != row.objects:
+        row.note = f"Helm renders {helm_objects} objects, Kustomize {row.objects}"
+
+
+# -- cold start -------------------------------------------------------------------------------
+
+def cold_start(repeats: int = 10) -> tuple[float, float]:
+    """Median seconds of `python -c pass` and `modelapi-compile --version`, interleaved."""
+    bare, ours = [], []
+    for _ in range(repeats):
+        bare.append(measure([sys.executable, "-c", "pass"]).wall)
+        ours.append(measure([*compiler(), "--version"]).wall)
+    return statistics.median(bare), statistics.median(ours)
+
+
+# -- report -----------------------------------------------------------------------------------
+
+def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def table(rows: list[Row], runs: int) -> str:
+    lines = [f"| size | build s (median of {runs}) | peak MB | files | objects (all envs) "
+             "| helm render s | kustomize s | build / (render + kustomize) | status |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        status = f"FAILED: {r.failure}" if r.failure else (r.note or "ok")
+        lines.append(f"| {r.size} | {fmt(r.build)} | {fmt(r.peak_mb or None, 0)} | {r.files} "
+                     f"| {r.objects} | {fmt(r.render)} | {fmt(r.kustomize)} "
+                     f"| {fmt(r.ratio, 2, 'x')} | {status} |")
+    return "\n".join(lines)
+
+
+def verdict(ok: bool | None, text: str, failed: str | None = None) -> str:
+    if failed:
+        return f"- NOT MET: {text} ({failed})"
+    label = "NOT MEASURED" if ok is None else ("MET" if ok else "NOT MET")
+    return f"- {label}: {text}"
+
+
+def failed(*rows: Row | None) -> str | None:
+    reasons = [f"{r.size}: {r.failure}" for r in rows if r and r.failure]
+    return "; ".join(reasons) or None
+
+
+def targets(rows: dict[str, Row], start: tuple[float, float],
+            validation: dict[str, Any] | None) -> list[str]:
+    large, double = rows.get("L"), rows.get("2L")
+    ratio = large.ratio if large else None
+    lines = [
+        verdict(None if ratio is None else ratio <= 1.0,
+                f"L build <= 1.0x render + kustomize: {fmt(ratio, 2, 'x')}", failed(large)),
+        verdict(None if ratio is None else ratio <= 0.5,
+                f"stretch: L build <= 0.5x render + kustomize: {fmt(ratio, 2, 'x')}",
+                failed(large)),
+        verdict(start[1] - start[0] <= 0.15,
+                f"--version within 0.15 s of a bare interpreter: +{start[1] - start[0]:.3f} s"),
+    ]
+    rate = validation["per_second"] if validation else None
+    lines.append(verdict(None if rate is None else rate >= 5000,
+                         f"validation >= 5,000 objects/s on one core: {fmt(rate, 0)}/s"))
+    growth = (double.build / large.build if large and double and large.build and double.build
+              else None)
+    lines.append(verdict(None if growth is None else growth <= 2.2,
+                         f"linear: 2L build <= 2.2x L build: {fmt(growth, 2, 'x')}",
+                         failed(large, double)))
+    peak = large.peak_mb if large and large.builds else None
+    lines.append(verdict(None if peak is None else peak < 500,
+                         f"peak memory of the L build < 500 MB: {fmt(peak, 0, ' MB')}",
+                         None if peak else failed(large)))
+    return lines
+
+
+def report(rows: list[Row], runs: int, start: tuple[float, float],
+           validation: dict[str, Any] | None) -> str:
+    bare, ours = start
+    parts = [table(rows, runs), "",
+             f"Cold start (median of 10): `python -c pass` {bare:.3f} s, "
+             f"`modelapi-compile --version` {ours:.3f} s ({ours / bare:.1f}x, "
+             f"+{ours - bare:.3f} s)."]
+    if validation:
+        parts.append(f"Validation throughput ({validation['size']}, {validation['objects']} "
+                     f"objects, one core, warm): {validation['per_second']:.0f} objects/s "
+                     f"({validation['problems']} schema problems found).")
+    parts += ["", "Targets (issue 8):", *targets({r.size: r for r in rows}, start, validation)]
+    return "\n".join(parts)
+
+
+# -- main -------------------------------------------------------------------------------------
+
+def measure_validation(rows: list[Row], outputs: dict[str, Path], work: Path
+                       ) -> dict[str, Any] | None:
+    """Throughput over the objects of L when measured, else of the largest size measured."""
+    measured = [r.size for r in rows if r.size in outputs and r.objects]
+    if not measured:
+        return None
+    size = "L" if "L" in measured else measured[-1]
+    log(f"validation throughput on {size}")
+    version = kubernetes_version(work / f"spec-{size}.yaml")
+    try:
+        answer = worker("validate", str(work / f"objects-{size}"), str(outputs[size]), version)
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return None
+    return {**answer, "size": size}
+
+
+def bench(sizes: list[str], runs: int, work: Path, timeout: float, engines: list[str]) -> str:
+    rows: list[Row] = []
+    outputs: dict[str, Path] = {}
+    for size in sizes:
+        row, out = bench_size(size, runs, work, timeout, size in engines)
+        rows.append(row)
+        if out is not None:
+            outputs[size] = out
+    log("cold start")
+    start = cold_start()
+    return report(rows, runs, start, measure_validation(rows, outputs, work))
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(SIZES),
+                        help="comma-separated subset of S,M,L,2L (default: all)")
+    parser.add_argument("--runs", type=int, default=3, help="builds per size (median)")
+    parser.add_argument("--engines", default="S,M,L",
+                        help="sizes to time Helm and Kustomize on (default S,M,L: Kustomize "
+                        "is quadratic in objects, 2L takes it tens of minutes per overlay)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per build")
+    parser.add_argument("--keep", type=Path, help="keep specs and outputs in this directory")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    args.engines = [s.strip() for s in args.engines.split(",") if s.strip()]
+    if unknown := [s for s in args.sizes + args.engines if s not in SIZES]:
+        parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.worker:
+        kind, *rest = args.worker
+        answer = render_worker(*rest) if kind == "render" else validate_worker(*rest)
+        print(json.dumps(answer))
+        return 0
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        print(bench(args.sizes, args.runs, args.keep, args.timeout, args.engines))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="modelapi-bench-") as work:
+        print(bench(args.sizes, args.runs, Path(work), args.timeout, args.engines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
