@@ -8,6 +8,7 @@ listed in the README's "Backend facts" section.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ class Cluster:
 
     gpu_node_labels: dict[str, str]  # accelerator mapping already applied
     storage_class: str | None
-    image: Any  # callable: image reference -> image reference (registry mirror)
+    image: Callable[[str], str]  # image reference -> image reference (registry mirror)
 
 
 def http_probe(path: str, *, period: int, timeout: int, failures: int) -> K8s:
