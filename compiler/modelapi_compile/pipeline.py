@@ -66,11 +66,11 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         objects = {"": base_objects}
         for env in resolved:
             on_stage(f"environment {env.environment}")
-            chart.environment_file(files, env)
+            env_values = chart.environment_file(files, env)
             env_objects = build_objects(env)
             files.update(kustomize.overlay_files(env.environment, env.namespace, base_objects,
                                                  env_objects, source))
-            verifier.check(env, env_objects, chart.environment_values(env))
+            verifier.check(env, env_objects, env_values)
             if keep_objects:
                 objects[env.environment] = env_objects
                 environments.append(env)

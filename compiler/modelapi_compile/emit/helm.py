@@ -123,11 +123,14 @@ class Chart:
         diff = values_diff(self.values, factored(values_data(env), self.defaults))
         return {} if diff is _SAME else diff
 
-    def environment_file(self, files: OutputFiles, env: ResolvedStack) -> None:
+    def environment_file(self, files: OutputFiles, env: ResolvedStack) -> dict[str, Any]:
+        """Add values-<env>.yaml; returns the values it holds."""
+        values = self.environment_values(env)
         files.add_yaml(f"{self.root}/values-{env.environment}.yaml",
                        header_comment(self.source, f"what environment {env.environment} "
                                       "changes"),
-                       self.environment_values(env))
+                       values)
+        return values
 
 
 def _chart_yaml(stack: str) -> dict[str, Any]:
