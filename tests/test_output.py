@@ -148,7 +148,7 @@ def test_semantic_diff_ignores_key_order_and_list_order(tmp_path: Path) -> None:
     out = _fresh_old(tmp_path, "out")
     target = out / "overlays" / "base" / "service-agentic-ollama.yaml"
     lines = target.read_text().splitlines()
-    header, body = lines[:1], lines[1:]
+    header, body = lines[:2], lines[2:]  # the comment and `---`
     target.write_text("\n".join(header + body[2:] + body[:2]) + "\n")  # apiVersion, kind moved
     text_diff = CliRunner().invoke(cli, ["diff", "-f", str(EXAMPLE), "-o", str(out),
                                          "--no-helm"])

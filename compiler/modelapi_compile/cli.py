@@ -349,7 +349,16 @@ def init(out: str, name: str | None, backends: str | None, gitops: str | None,
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     write_atomic(Path(out), text)
+    _schema_beside(Path(out))
     click.echo(f"wrote {out}; next: modelapi-compile build -f {out} -o deploy")
+
+
+def _schema_beside(spec_file: Path) -> None:
+    from .spec_schema import write_schema_beside
+
+    note = write_schema_beside(spec_file)
+    if note:
+        click.echo(f"modelapi-compile: warning: {note}", err=True)
 
 
 @cli.command("import")
@@ -371,6 +380,7 @@ def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: 
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     write_atomic(Path(out), text)
+    _schema_beside(Path(out))
     click.echo(f"wrote {out}; next: modelapi-compile build -f {out} -o deploy")
 
 

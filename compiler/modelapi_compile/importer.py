@@ -63,7 +63,7 @@ from . import yamlout
 from .loader import MAX_FILE_BYTES, Positions, load_bytes
 from .problems import Path, Problem, SpecError, did_you_mean, format_path
 from .spec import API_VERSION, KIND
-from .starter import MODELINE
+from .spec_schema import MODELINE
 from .validate import validate_document
 
 CRD_GROUP = "agentic.example.com"
@@ -867,12 +867,13 @@ def _render(state: _Import, paths: list[str], stack: str, namespace: str) -> str
         spec["agents"] = state.agents
     document = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": stack},
                 "spec": spec}
-    header = [MODELINE, "# Imported by `modelapi-compile import` from: "
-              + ", ".join(_one_line(p) for p in paths) + "."]
+    header = MODELINE + "\n" + yamlout.comment(
+        "Imported by `modelapi-compile import` from: "
+        + ", ".join(_one_line(p) for p in paths) + ".", hang=2)
     if state.notes:
-        header.append("# Review before use:")
-        header += [f"#   {_one_line(n)}" for n in state.notes]
-    text = "\n".join(header) + "\n" + yamlout.dump(document)
+        header += "# Review before use:\n"
+        header += "".join(yamlout.comment("  " + _one_line(n), hang=4) for n in state.notes)
+    text = header + "---\n" + yamlout.dump(document)
     # The import must give a spec that validates as written. What fails here is a value
     # copied through unchecked: report it at its source when the origin is known.
     try:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from .spec import ModelStack
 
 SCHEMA_ID = "https://modelapi.dev/schemas/modelstack.v1alpha1.json"
+# The name `init` and `import` write the schema under, beside the spec they write, so the
+# YAML language server's modeline (`$schema=./<this>`) resolves without a network.
+SCHEMA_FILE = "modelstack.v1alpha1.json"
+MODELINE = f"# yaml-language-server: $schema=./{SCHEMA_FILE}"
 
 
 def spec_schema() -> dict[str, Any]:
@@ -18,6 +23,27 @@ def spec_schema() -> dict[str, Any]:
 
 def spec_schema_text() -> str:
     return json.dumps(spec_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def write_schema_beside(spec_file: Path) -> str | None:
+    """Write the schema next to `spec_file` for its modeline; returns a note when a file of
+    that name that is not this tool's schema is in the way (it is then left alone)."""
+    from .output import write_atomic
+
+    target = spec_file.parent / SCHEMA_FILE
+    text = spec_schema_text()
+    if target.exists():
+        try:
+            current = json.loads(target.read_text("utf-8"))
+        except (OSError, ValueError):
+            current = None
+        if not isinstance(current, dict) or current.get("$id") != SCHEMA_ID:
+            return (f"{target} is not modelapi-compile's schema; left alone, so the spec's "
+                    "$schema modeline points at it")
+        if target.read_text("utf-8") == text:
+            return None
+    write_atomic(target, text)
+    return None
 
 
 def _type_text(field_schema: dict[str, Any], definitions: dict[str, Any]) -> str:

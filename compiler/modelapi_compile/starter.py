@@ -12,10 +12,10 @@ from typing import Any
 
 from . import yamlout
 from .spec import API_VERSION, DEFAULT_KUBERNETES_VERSION, KIND
+from .spec_schema import MODELINE
 
 BACKENDS: tuple[str, ...] = ("ollama", "vllm", "litellm", "external")
 GITOPS_CHOICES: tuple[str, ...] = ("none", "argocd", "flux", "both")
-MODELINE = "# yaml-language-server: $schema=https://modelapi.dev/schemas/modelstack.v1alpha1.json"
 
 _STACK_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -71,24 +71,24 @@ def _check_choices(name: str, backends: list[str], gitops: str | None,
 
 
 def _header(name: str) -> str:
-    return "\n".join([
-        MODELINE,
-        f"# Starter stack spec for '{name}', written by `modelapi-compile init`.",
-        "#   modelapi-compile validate -f <this file>            check it",
-        "#   modelapi-compile build -f <this file> -o deploy     write the chart, overlays, GitOps",
+    return MODELINE + "\n" + yamlout.comment(
+        f"Starter stack spec for '{name}', written by `modelapi-compile init`.") + "\n".join([
+        "#   modelapi-compile validate -f <this file>        check it",
+        "#   modelapi-compile build -f <this file> -o <dir>  write the chart, overlays,",
+        "#                                                   and GitOps files",
         "# Every field and its default: the spec reference in the README, or",
-        "# `modelapi-compile schema`. Images default to pinned releases; set `image:` to pin",
-        "# your own.",
-        "",
+        "# `modelapi-compile schema`. Images default to pinned releases; set `image:` to",
+        "# pin your own.",
+        "---",
     ]) + "\n"
 
 
 def _block(indent: int, data: Any, comments: tuple[str, ...] = ()) -> str:
     """Comment lines, then `data` dumped by the deterministic emitter, indented."""
     pad = " " * indent
-    lines = [f"{pad}# {c}" if c else f"{pad}#" for c in comments]
-    lines += [pad + line if line else line for line in yamlout.dump(data).splitlines()]
-    return "\n".join(lines) + "\n"
+    text = yamlout.comment(" ".join(comments), indent) if comments else ""
+    lines = [pad + line if line else line for line in yamlout.dump(data).splitlines()]
+    return text + "\n".join(lines) + "\n"
 
 
 def _model_apis(chosen: list[str]) -> str:

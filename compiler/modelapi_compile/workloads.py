@@ -228,7 +228,10 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
 OLLAMA_PULL_SCRIPT = """\
 until ollama list >/dev/null 2>&1; do sleep 2; done
 for model in "$@"; do
-  until ollama pull "$model"; do echo "pull of $model failed; retrying in 15s"; sleep 15; done
+  until ollama pull "$model"; do
+    echo "pull of $model failed; retrying in 15s"
+    sleep 15
+  done
 done
 touch /tmp/models-ready
 exec sleep infinity

@@ -1,9 +1,14 @@
 """Deterministic YAML text for everything the build writes.
 
 One small emitter instead of a general YAML library so that the bytes are ours: keys keep the
-order the emitters built, lists sit under their key in Kubernetes style, and a string is
-left plain only when YAML 1.1 (Helm, which reads like go-yaml v2) and YAML 1.2 (Kustomize,
-go-yaml v3) both read it back as the same string. Anything else is double-quoted.
+order the emitters built, and a string is left plain only when YAML 1.1 (Helm, which reads
+like go-yaml v2) and YAML 1.2 (Kustomize, go-yaml v3) both read it back as the same string.
+Anything else is double-quoted.
+
+GitOps repositories lint what they hold, so the text passes yamllint's default rules:
+sequences are indented under their key, and a line that would pass 80 characters is folded
+at spaces (plain and double-quoted scalars fold a line break into one space) or, for one long
+word, moved onto its own line below the key. Only `|` block text (scripts) cannot be folded.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ _NOT_A_STRING = re.compile(
 )
 _PLAIN_CHAR = r"[A-Za-z0-9_./@()+=,;$%*^&!-]"
 _PLAIN_SAFE = re.compile(rf"^[A-Za-z0-9_./(]{_PLAIN_CHAR}*(?:[ :]{_PLAIN_CHAR}+)*$")
+WIDTH = 80  # yamllint's default line-length
 _NEEDS_ESCAPE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff\ufeff]"
 )
@@ -135,7 +141,7 @@ class _Writer:
             yield f"{head} {reference}"
         elif reference:
             yield f"{head} {reference}"
-            yield from self.lines(item, child if in_list or isinstance(item, dict) else indent)
+            yield from self.lines(item, child)
         elif isinstance(item, dict) and item:
             if in_list:
                 nested = list(self.lines(item, child))
@@ -146,14 +152,54 @@ class _Writer:
                 yield from self.lines(item, child)
         elif isinstance(item, list) and item:
             yield head
-            # Kubernetes style: a list under a key is not indented further.
-            yield from self.lines(item, child if in_list else indent)
+            yield from self.lines(item, child)
         elif isinstance(item, str) and "\n" in item:
             block = _block_literal(item, " " * child)
-            yield head + " " + (block if block is not None else quote(item))
+            if block is not None:
+                yield head + " " + block
+            else:
+                yield from _fitted(head, quote(item), child, in_list=in_list)
         else:
             empty = "{}" if isinstance(item, dict) else "[]" if isinstance(item, list) else None
-            yield head + " " + (empty if empty else scalar(item))
+            yield from _fitted(head, empty or scalar(item), child, in_list=in_list)
+
+
+def _fitted(head: str, text: str, indent: int, *, in_list: bool) -> Iterable[str]:
+    """`head text` within WIDTH: folded at single spaces, or a lone long word on its own
+    line below a key (yamllint allows an over-long line that is one word)."""
+    if len(head) + 1 + len(text) <= WIDTH:
+        yield f"{head} {text}"
+        return
+    pieces = _fold_points(text)
+    if len(pieces) > 1:
+        line = f"{head} {pieces[0]}"
+        for piece in pieces[1:]:
+            if len(line) + 1 + len(piece) <= WIDTH:
+                line += " " + piece
+            else:
+                yield line
+                line = " " * indent + piece
+        yield line
+    elif in_list:
+        yield f"{head} {text}"  # `- word`: yamllint's non-breakable-word exception
+    else:
+        yield head
+        yield " " * indent + text
+
+
+def _fold_points(text: str) -> list[str]:
+    """`text` split at the spaces where a line break may stand instead: a single space
+    between two words, the next starting with a letter or digit (so a continuation line never
+    starts a comment, a sequence entry or an indicator), the previous not ending in an escape
+    character."""
+    pieces = [""]
+    for i, char in enumerate(text):
+        before, after = text[i - 1:i], text[i + 1:i + 2]
+        if char == " " and pieces[-1] and before not in (" ", "\\") and after.isalnum():
+            pieces.append("")
+        else:
+            pieces[-1] += char
+    return pieces
 
 
 def _signature(value: Any) -> str:
@@ -179,6 +225,17 @@ def _repeated(value: Any, min_chars: int) -> set[str]:
 
     walk(value)
     return {signature for signature, count in counts.items() if count > 1}
+
+
+def comment(text: str, indent: int = 0, *, hang: int = 0) -> str:
+    """`text` as `#` comment lines within WIDTH (words are never broken); continuation lines
+    are indented `hang` spaces more after the `#`."""
+    import textwrap
+
+    pad = " " * indent + "# "
+    lines = textwrap.wrap(text, WIDTH, initial_indent=pad, subsequent_indent=pad + " " * hang,
+                          break_long_words=False, break_on_hyphens=False)
+    return "".join(line + "\n" for line in lines) if lines else pad.rstrip() + "\n"
 
 
 def dump(value: Any) -> str:

@@ -29,12 +29,13 @@ class OutputFiles:
             self.documents[path] = documents
 
     def add_yaml(self, path: str, header: str, *documents: Any, compact: bool = False) -> None:
-        """A YAML file of one or more documents, after a `#` header; `compact` lets a very
-        large single document share repeated parts through anchors."""
+        """A YAML file of one or more documents, after a `#` header, each document opened by
+        `---` (yamllint's document-start rule); `compact` lets a very large single document
+        share repeated parts through anchors."""
         from .. import yamlout
 
         if len(documents) == 1:
-            body = (yamlout.dump_compact if compact else yamlout.dump)(documents[0])
+            body = "---\n" + (yamlout.dump_compact if compact else yamlout.dump)(documents[0])
         else:
             body = yamlout.dump_all(documents)
         self.add(path, header + body, list(documents))
