@@ -79,3 +79,35 @@ def shared_crds() -> Path:
 
 def valid_specs() -> list[Path]:
     return [REPO / "examples" / "agentic.yaml", *sorted((CASES / "valid").glob("*.yaml"))]
+
+
+
+ENGINES = ("helm", "kustomize")
+Rendered = dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def render_spec(spec: Path | str, folder: Path, helm: Any, kustomize: Any) -> Rendered:
+    """Build a spec (a path, or spec text) into `folder`, then render every environment
+    with both real engines: {engine: {environment: [objects]}}."""
+    from click.testing import CliRunner
+
+    from modelapi_compile.cli import cli
+    from modelapi_compile.pipeline import compile_spec
+    from modelapi_compile.verify import render_chart
+
+    if isinstance(spec, str):
+        path = folder / "spec.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(spec, encoding="utf-8")
+        spec = path
+    out = folder / "out"
+    result = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    compiled = compile_spec(str(spec), use_helm=False, keep_objects=True)
+    chart = out / "charts" / compiled.base.name
+    rendered: Rendered = {engine: {} for engine in ENGINES}
+    for env in compiled.environments:
+        rendered["helm"][env.environment] = render_chart(helm, chart, env.environment,
+                                                         env.namespace)
+        rendered["kustomize"][env.environment] = kustomize(out / "overlays" / env.environment)
+    return rendered

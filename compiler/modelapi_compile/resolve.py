@@ -23,13 +23,21 @@ from .resolved import (
     NetworkRules,
     ResolvedStack,
     Workload,
+    selector_labels,
 )
-from .spec import ACCELERATORS, GPU_LABEL_KEYS, Agent, ModelAPI, ModelStack
+from .spec import (
+    ACCELERATORS,
+    GPU_LABEL_KEYS,
+    KUBE_DNS,
+    Agent,
+    LabelSelector,
+    ModelAPI,
+    ModelStack,
+)
 from .validate import EnvironmentSpec, ValidatedSpec
 
-PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
-_LABEL_NAME = "app.kubernetes.io/name"
-_LABEL_INSTANCE = "app.kubernetes.io/instance"
+# Never "the internet": private networks, and link-local (cloud metadata servers).
+PRIVATE_RANGES = ["10.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"]
 
 
 def resolve(validated: ValidatedSpec) -> dict[str, ResolvedStack]:
@@ -80,7 +88,10 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     values = ChartValues(
         stack=prefix,
         network_policy=spec.cluster.network_policies,
-        monitoring=Monitoring(**spec.monitoring.model_dump()),
+        dns_peers=dns_peers(spec.cluster.dns_servers),
+        monitoring=Monitoring(enabled=spec.monitoring.enabled,
+                              interval=spec.monitoring.interval,
+                              labels=spec.monitoring.labels),
         external_secrets=_external_secrets(stack, workloads),
         workloads=dict(sorted(workloads.items())),
     )
@@ -244,7 +255,34 @@ def _graph(stack: ModelStack) -> _Graph:
 
 
 def _pod_peer(prefix: str, name: str) -> K8s:
-    return {"podSelector": {"matchLabels": {_LABEL_INSTANCE: prefix, _LABEL_NAME: name}}}
+    return {"podSelector": {"matchLabels": selector_labels(prefix, name)}}
+
+
+def dns_peers(servers: list[str]) -> list[K8s]:
+    """NetworkPolicy peers for the resolvers pods use: the kube-dns pods, and node-local
+    addresses (NodeLocal DNSCache, a cloud metadata server) as /32 blocks."""
+    peers: list[K8s] = []
+    for server in servers:
+        if server == KUBE_DNS:
+            peers.append({"namespaceSelector": {"matchLabels": {
+                              "kubernetes.io/metadata.name": "kube-system"}},
+                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}})
+        else:
+            cidr = server if "/" in server else f"{server}/32"
+            peers.append({"ipBlock": {"cidr": cidr}})
+    return peers
+
+
+def _label_selector(selector: LabelSelector) -> K8s:
+    return selector.model_dump(by_alias=True, exclude_defaults=True)
+
+
+def _scraper_peer(stack: ModelStack) -> K8s:
+    scrape_from = stack.spec.monitoring.scrape_from
+    peer: K8s = {"namespaceSelector": _label_selector(scrape_from.namespace_selector)}
+    if scrape_from.pod_selector is not None:
+        peer["podSelector"] = _label_selector(scrape_from.pod_selector)
+    return peer
 
 
 def _network_rules(name: str, stack: ModelStack, graph: _Graph,
@@ -264,7 +302,8 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
                         "ports": [{"port": own_port, "protocol": "TCP"}]})
     if stack.spec.monitoring.enabled and own_port and apis.get(name) and (
             apis[name].vllm or apis[name].litellm):
-        ingress.append({"from": [{"namespaceSelector": {}}],
+        # /metrics shares the API port: only the scrapers, never every namespace.
+        ingress.append({"from": [_scraper_peer(stack)],
                         "ports": [{"port": own_port, "protocol": "TCP"}]})
     external_ports: set[tuple[int, bool]] = set()
     for target in graph.targets.get(name, []):

@@ -17,6 +17,18 @@ from pydantic.alias_generators import to_camel
 from .spec import ArgoCD, Flux
 
 K8s = dict[str, Any]
+# Selectors use labels no controller rewrites: Argo CD before 3.0 tracks (and overwrites)
+# app.kubernetes.io/instance, so it appears in no selector and no generated label.
+STACK_LABEL = "modelapi.dev/stack"
+NAME_LABEL = "app.kubernetes.io/name"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+
+
+def selector_labels(stack: str, name: str) -> dict[str, str]:
+    """The labels that select one workload's pods (Service, PDB, NetworkPolicy peers)."""
+    return {NAME_LABEL: name, STACK_LABEL: stack}
+
+
 Component = Literal["agent", "vllm", "litellm", "ollama"]
 
 
@@ -113,6 +125,8 @@ class ChartValues(Values):
 
     stack: str = Field(description="name prefix of every object")
     network_policy: bool = Field(True, description="default deny plus the declared edges")
+    dns_peers: list[K8s] = Field(
+        default_factory=list, description="NetworkPolicy peers every pod may query on port 53")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="ServiceMonitors")
     external_secrets: ExternalSecrets = Field(
         default_factory=ExternalSecrets, description="ExternalSecrets for referenced Secrets"

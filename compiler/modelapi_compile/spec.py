@@ -7,6 +7,7 @@ SPEC.md) and snake_case in Python.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -398,10 +399,34 @@ class GitOps(Model):
     flux: Flux = Field(default_factory=Flux)
 
 
+class LabelSelector(Model):
+    """A Kubernetes label selector (matchLabels and matchExpressions)."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+MONITORING_NAMESPACE = "monitoring"
+
+
+class ScrapeFrom(Model):
+    """Who may scrape /metrics: a NetworkPolicy peer of namespace and pod selectors."""
+
+    namespace_selector: LabelSelector = Field(
+        default_factory=lambda: LabelSelector(
+            match_labels={"kubernetes.io/metadata.name": MONITORING_NAMESPACE}),
+        description="namespaces of the scrapers; default: the namespace named monitoring")
+    pod_selector: LabelSelector | None = Field(
+        None, description="the scraper pods in those namespaces; null: any pod there")
+
+
 class Monitoring(Model):
     enabled: bool = Field(False, description="ServiceMonitors for vLLM and LiteLLM")
     interval: Duration = "30s"
     labels: dict[str, str] = Field(default_factory=dict, description="labels on ServiceMonitors")
+    scrape_from: ScrapeFrom = Field(
+        default_factory=ScrapeFrom,
+        description="the only peers admitted to the metrics ports (NetworkPolicy ingress)")
 
 
 # Vendor-neutral accelerator names -> node label value per labelling convention.
@@ -425,6 +450,26 @@ GPU_LABEL_KEYS = {
 }
 
 
+KUBE_DNS = "kube-dns"
+# NodeLocal DNSCache's link-local address, and the GKE metadata server that answers DNS on
+# GKE nodes (Dataplane V2 / metadata-server DNS).
+DEFAULT_DNS_SERVERS = (KUBE_DNS, "169.254.20.10", "169.254.169.254")
+
+
+def _dns_server(value: str) -> str:
+    if value == KUBE_DNS:
+        return value
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"'{value}' is neither kube-dns nor an IPv4 address or CIDR such as "
+                         "169.254.20.10 or 10.0.0.10/32") from None
+    return value
+
+
+DnsServer = Annotated[str, AfterValidator(_dns_server)]
+
+
 class Cluster(Model):
     """Conventions of the target cluster; patch them per environment."""
 
@@ -439,6 +484,12 @@ class Cluster(Model):
     )
     storage_class: str | None = Field(None, description="default storage class for caches")
     network_policies: bool = Field(True, description="deny by default, allow declared edges")
+    dns_servers: list[DnsServer] = Field(
+        default_factory=lambda: list(DEFAULT_DNS_SERVERS), min_length=1,
+        description="what pods may query on port 53 (UDP and TCP) under the network "
+        "policies: kube-dns (the kube-system pods labelled k8s-app=kube-dns) and IPv4 "
+        "addresses or CIDRs; the default adds NodeLocal DNSCache (169.254.20.10) and the "
+        "GKE metadata server (169.254.169.254); list fewer to narrow it")
 
 
 class SecretStore(Model):

@@ -9,16 +9,18 @@ text. emit/manifests.py builds the same objects; the build checks that both agre
 {{- printf "%s-%s" .root.Values.stack .name -}}
 {{- end }}
 
+{{- /* No app.kubernetes.io/instance: Argo CD before 3.0 rewrites it (label tracking). */}}
 {{- define "modelapi.selectorLabels" -}}
-app.kubernetes.io/instance: {{ .root.Values.stack | quote }}
 app.kubernetes.io/name: {{ .name | quote }}
+modelapi.dev/stack: {{ .root.Values.stack | quote }}
 {{- end }}
 
 {{- define "modelapi.labels" -}}
 app.kubernetes.io/component: {{ .workload.component | quote }}
-{{ include "modelapi.selectorLabels" . }}
 app.kubernetes.io/managed-by: modelapi-compile
+app.kubernetes.io/name: {{ .name | quote }}
 app.kubernetes.io/part-of: {{ .root.Values.stack | quote }}
+modelapi.dev/stack: {{ .root.Values.stack | quote }}
 {{- end }}
 
 {{- define "modelapi.metadata" -}}

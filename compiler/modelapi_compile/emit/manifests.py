@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import hashlib
 
-from ..resolved import ExternalSecrets, K8s, Monitoring, ResolvedStack, Workload
+from ..resolved import (
+    PART_OF_LABEL,
+    STACK_LABEL,
+    ExternalSecrets,
+    K8s,
+    Monitoring,
+    ResolvedStack,
+    Workload,
+    selector_labels,
+)
 
 MANAGED_BY = "modelapi-compile"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
@@ -21,16 +30,13 @@ def fullname(stack: str, name: str) -> str:
     return f"{stack}-{name}"
 
 
-def selector_labels(stack: str, name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/instance": stack, "app.kubernetes.io/name": name}
-
-
 def labels(stack: str, name: str, component: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/component": component,
-        **selector_labels(stack, name),
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/part-of": stack,
+        "app.kubernetes.io/name": name,
+        PART_OF_LABEL: stack,
+        STACK_LABEL: stack,
     }
 
 
@@ -48,7 +54,7 @@ def build_objects(resolved: ResolvedStack) -> list[K8s]:
     stack, namespace = values.stack, resolved.namespace
     objects: list[K8s] = []
     if values.network_policy:
-        objects += stack_network_policies(stack, namespace)
+        objects += stack_network_policies(stack, namespace, values.dns_peers)
     objects += external_secrets(stack, namespace, values.external_secrets)
     for name, workload in values.workloads.items():
         objects += workload_objects(stack, namespace, name, workload,
@@ -75,7 +81,7 @@ def external_secrets(stack: str, namespace: str, settings: ExternalSecrets) -> l
     } for name, keys in settings.secrets.items()]
 
 
-def stack_network_policies(stack: str, namespace: str) -> list[K8s]:
+def stack_network_policies(stack: str, namespace: str, dns_peers: list[K8s]) -> list[K8s]:
     common = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": stack}
     deny = {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -86,12 +92,10 @@ def stack_network_policies(stack: str, namespace: str) -> list[K8s]:
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": _metadata(f"{stack}-allow-dns", namespace, common),
         "spec": {
-            "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": stack}},
+            "podSelector": {"matchLabels": {STACK_LABEL: stack}},
             "policyTypes": ["Egress"],
             "egress": [{
-                "to": [{"namespaceSelector": {"matchLabels": {
-                            "kubernetes.io/metadata.name": "kube-system"}},
-                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                "to": list(dns_peers),
                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
             }],
         },

@@ -1,0 +1,231 @@
+"""Small models of how Kubernetes components treat the objects the engines render.
+
+They are deliberately independent of the compiler: each reads rendered objects (what Helm or
+Kustomize produced) and decides what the cluster would do, following the documented rules:
+
+- `NetworkPolicies`: the CNI's evaluation of networking.k8s.io/v1 NetworkPolicy (a pod is
+  isolated for a direction once any policy with that policyType selects it; then a
+  connection is allowed only if some rule of some such policy admits the peer and port).
+- `pod_fits`: the scheduler's node filters for node labels (nodeSelector and required node
+  affinity), taints against tolerations, and extended resources.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+
+
+# --- label selectors -------------------------------------------------------------------------
+
+
+def selector_matches(selector: Obj | None, labels: dict[str, str]) -> bool:
+    """metav1.LabelSelector semantics; an empty selector matches everything."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+# --- NetworkPolicy evaluation ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    labels: dict[str, str]
+    ip: str | None = None  # for ipBlock peers; pods are usually matched by labels
+
+
+@dataclass(frozen=True)
+class Address:
+    """A destination outside the pod network (a node-local or external IP)."""
+
+    ip: str
+
+
+Peer = Pod | Address
+
+
+def namespace_labels(namespace: str) -> dict[str, str]:
+    """What the API server sets on every namespace (and nothing else, in these models)."""
+    return {"kubernetes.io/metadata.name": namespace}
+
+
+@dataclass
+class NetworkPolicies:
+    policies: list[Obj] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, objects: Iterable[Obj]) -> NetworkPolicies:
+        return cls([o for o in objects if o.get("kind") == "NetworkPolicy"])
+
+    def _selecting(self, pod: Pod, policy_type: str) -> list[Obj]:
+        found = []
+        for policy in self.policies:
+            spec = policy["spec"]
+            types = spec.get("policyTypes") or (
+                ["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
+            if (policy_type in types and policy["metadata"].get("namespace") == pod.namespace
+                    and selector_matches(spec.get("podSelector", {}), pod.labels)):
+                found.append(policy)
+        return found
+
+    def egress_allowed(self, source: Pod, target: Peer, port: int, protocol: str = "TCP"
+                       ) -> bool:
+        policies = self._selecting(source, "Egress")
+        if not policies:
+            return True
+        return any(_rule_admits(rule, "to", source.namespace, target, port, protocol)
+                   for policy in policies for rule in policy["spec"].get("egress") or [])
+
+    def ingress_allowed(self, source: Peer, target: Pod, port: int, protocol: str = "TCP"
+                        ) -> bool:
+        policies = self._selecting(target, "Ingress")
+        if not policies:
+            return True
+        return any(_rule_admits(rule, "from", target.namespace, source, port, protocol)
+                   for policy in policies for rule in policy["spec"].get("ingress") or [])
+
+    def connects(self, source: Pod, target: Pod, port: int, protocol: str = "TCP") -> bool:
+        return (self.egress_allowed(source, target, port, protocol)
+                and self.ingress_allowed(source, target, port, protocol))
+
+
+def _rule_admits(rule: Obj, direction: str, policy_namespace: str, peer: Peer, port: int,
+                 protocol: str) -> bool:
+    ports = rule.get("ports")
+    if ports and not any(_port_matches(p, port, protocol) for p in ports):
+        return False
+    peers = rule.get(direction)
+    if not peers:  # absent or empty: every peer
+        return True
+    return any(_peer_matches(p, policy_namespace, peer) for p in peers)
+
+
+def _port_matches(spec: Obj, port: int, protocol: str) -> bool:
+    if spec.get("protocol", "TCP") != protocol:
+        return False
+    if "port" not in spec:
+        return True
+    low = spec["port"]
+    if not isinstance(low, int):
+        return False  # named ports are not modelled
+    return low <= port <= spec.get("endPort", low)
+
+
+def _peer_matches(spec: Obj, policy_namespace: str, peer: Peer) -> bool:
+    if "ipBlock" in spec:
+        ip = peer.ip if isinstance(peer, Address | Pod) else None
+        if ip is None:
+            return False
+        address = ipaddress.ip_address(ip)
+        block = spec["ipBlock"]
+        if address not in ipaddress.ip_network(block["cidr"]):
+            return False
+        return not any(address in ipaddress.ip_network(e) for e in block.get("except") or [])
+    if not isinstance(peer, Pod):
+        return False  # pod and namespace selectors never match node or external addresses
+    if "namespaceSelector" in spec:
+        if not selector_matches(spec["namespaceSelector"], namespace_labels(peer.namespace)):
+            return False
+    elif peer.namespace != policy_namespace:
+        return False
+    return selector_matches(spec.get("podSelector", {}), peer.labels)
+
+
+# --- rendered workloads ----------------------------------------------------------------------
+
+
+def workloads(objects: Iterable[Obj]) -> Iterator[Obj]:
+    return (o for o in objects if o.get("kind") in WORKLOAD_KINDS)
+
+
+def pod_of(workload: Obj) -> Pod:
+    return Pod(workload["metadata"]["namespace"],
+               dict(workload["spec"]["template"]["metadata"]["labels"]))
+
+
+def by_kind(objects: Iterable[Obj], kind: str) -> dict[str, Obj]:
+    return {o["metadata"]["name"]: o for o in objects if o.get("kind") == kind}
+
+
+# --- scheduling ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    labels: dict[str, str]
+    taints: tuple[Obj, ...] = ()
+    allocatable: dict[str, int] = field(default_factory=dict)
+
+
+def _tolerates(toleration: Obj, taint: Obj) -> bool:
+    if toleration.get("effect") and toleration["effect"] != taint["effect"]:
+        return False
+    operator = toleration.get("operator", "Equal")
+    if not toleration.get("key"):
+        return operator == "Exists"  # an empty key with Exists tolerates everything
+    if toleration["key"] != taint["key"]:
+        return False
+    return operator == "Exists" or toleration.get("value", "") == taint.get("value", "")
+
+
+def _node_affinity_matches(pod: Obj, labels: dict[str, str]) -> bool:
+    required = (((pod.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if not required:
+        return True
+    for term in required.get("nodeSelectorTerms") or []:
+        if all(_requirement(r, labels) for r in term.get("matchExpressions") or []):
+            return True
+    return False
+
+
+def _requirement(requirement: Obj, labels: dict[str, str]) -> bool:
+    key, operator = requirement["key"], requirement["operator"]
+    values = requirement.get("values") or []
+    if operator in ("Gt", "Lt"):
+        if key not in labels:
+            return False
+        have, bound = int(labels[key]), int(values[0])
+        return have > bound if operator == "Gt" else have < bound
+    return selector_matches({"matchExpressions": [requirement]}, labels)
+
+
+def pod_fits(pod: Obj, node: Node) -> list[str]:
+    """Why the scheduler would not place `pod` (a pod spec) on `node`; [] if it fits."""
+    reasons = []
+    for key, value in (pod.get("nodeSelector") or {}).items():
+        if node.labels.get(key) != value:
+            reasons.append(f"nodeSelector {key}={value}")
+    if not _node_affinity_matches(pod, node.labels):
+        reasons.append("required node affinity")
+    for taint in node.taints:
+        if taint["effect"] in ("NoSchedule", "NoExecute") and not any(
+                _tolerates(t, taint) for t in pod.get("tolerations") or []):
+            reasons.append(f"untolerated taint {taint['key']}:{taint['effect']}")
+    for container in pod.get("containers") or []:
+        for resource, amount in ((container.get("resources") or {}).get("limits") or {}).items():
+            if "/" in resource and int(amount) > node.allocatable.get(resource, 0):
+                reasons.append(f"insufficient {resource}")
+    return reasons
