@@ -17,7 +17,9 @@ from modelapi_compile.verify import load_yaml_documents
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = Path(__file__).parent / "cases"
-SHARED = REPO.parent / "shared"
+# The CRD schemas shared by the project's test machines; MODELAPI_COMPILE_SHARED points
+# elsewhere (a worktree or a clone outside the workspace).
+SHARED = Path(os.environ.get("MODELAPI_COMPILE_SHARED", REPO.parent / "shared"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -73,7 +75,8 @@ def kustomize() -> Any:
 def shared_crds() -> Path:
     folder = SHARED / "crds-strict"
     if not folder.is_dir():
-        missing_engine(f"the CRD schemas in {folder}")
+        missing_engine(f"the CRD schemas in {folder} (set MODELAPI_COMPILE_SHARED to the "
+                       "folder holding crds-strict/)")
     return folder
 
 

@@ -133,10 +133,13 @@ def check_ownership(root: Path, files: OutputFiles, *, force: bool) -> None:
         raise SpecError(problems)
 
 
-def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
-    """Write via a temporary file and a rename; `durable` also fsyncs the data first."""
+def write_atomic(path: Path, text: str, *, durable: bool = True,
+                 temp_dir: Path | None = None) -> None:
+    """Write via a temporary file (in `temp_dir`, default beside `path`, on the same file
+    system) and a rename; `durable` also fsyncs the data first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temporary = tempfile.mkstemp(dir=temp_dir or path.parent, prefix=f".{path.name}.",
+                                     suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
@@ -172,8 +175,10 @@ def apply_changes(root: Path, changes: list[Change]) -> None:
     # durably next, must never name staged files that a power cut could lose.
     os.sync()
     _trace("journal")
+    # Its temporary file goes in staging, so a kill mid-write leaves nothing at the root.
+    staging.mkdir(parents=True, exist_ok=True)
     write_atomic(root / JOURNAL, json.dumps({"moves": moves, "deletions": deletions},
-                                            indent=1, sort_keys=True) + "\n")
+                                            indent=1, sort_keys=True) + "\n", temp_dir=staging)
     _switch(root, moves, deletions)
 
 
