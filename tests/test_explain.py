@@ -119,3 +119,17 @@ def test_explanation_fields() -> None:
     e = explain(EXAMPLE, "dev", "metadata.name")
     assert isinstance(e, Explanation)
     assert (e.value, e.layer, e.environment) == ("agentic", "spec", "dev")
+
+
+def test_autoscaling_and_pass_through_fields_are_explained() -> None:
+    knobs = str(CASES / "valid" / "production-knobs.yaml")
+    e = explain(knobs, "dev", "agents[helper].autoscaling.minReplicas")
+    assert (e.value, e.layer) == (1, "environment patch")
+    e = explain(knobs, "dev", "agents[helper].autoscaling.cpuUtilization")
+    assert (e.value, e.layer) == (60, "spec")  # the patch merges into the spec's HPA
+    e = explain(knobs, "prod", "modelAPIs[nightly].vllm.autoscaling.pollingInterval")
+    assert (e.value, e.layer) == (30, "default")
+    e = explain(knobs, "prod", "modelAPIs[qwen].vllm.nodeSelector")
+    assert (e.value, e.layer) == ({"cloud.google.com/gke-spot": "false"}, "spec")
+    e = explain(knobs, "prod", "cluster.imagePullSecrets")
+    assert (e.value, e.layer) == (["regcred"], "spec")

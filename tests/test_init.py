@@ -98,3 +98,17 @@ def test_choice_constants() -> None:
     assert BACKENDS == ("ollama", "vllm", "litellm", "external")
     assert GITOPS_CHOICES == ("none", "argocd", "flux", "both")
     assert starter_spec("demo", ["ollama"], "none") == starter_spec("demo", ["ollama"], None)
+
+
+def test_prod_scales_the_proxy_with_an_hpa(tmp_path: Path) -> None:
+    text = starter_spec("demo", ["ollama", "litellm"], None)
+    prod = _data(text)["spec"]["environments"][1]["patch"]
+    assert prod["modelAPIs"] == [{"name": "litellm", "litellm": {"autoscaling": {
+        "minReplicas": 2, "maxReplicas": 4, "cpuUtilization": 70}}}]
+    spec_file = tmp_path / "starter.yaml"
+    spec_file.write_text(text, encoding="utf-8")
+    compiled = compile_spec(str(spec_file), use_helm=False, keep_objects=True)
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in compiled.objects["prod"]}
+    assert ("HorizontalPodAutoscaler", "demo-litellm") in kinds
+    assert ("HorizontalPodAutoscaler", "demo-litellm") not in {
+        (o["kind"], o["metadata"]["name"]) for o in compiled.objects["dev"]}

@@ -116,3 +116,15 @@ def test_readme_spec_reference_is_current(update_golden: bool) -> None:
                                         + readme[readme.index(end):])
         return
     assert section == spec_reference_markdown()
+
+
+def test_readme_production_fragments_are_from_the_built_spec() -> None:
+    """The README's production examples are verbatim excerpts of a spec the suite builds."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Production features"):readme.index("## How it works")]
+    spec = (CASES / "valid" / "production-knobs.yaml").read_text()
+    blocks = section.split("```yaml\n")[1:]
+    assert len(blocks) >= 6
+    for block in blocks:
+        fragment = block.split("```")[0]
+        assert fragment in spec, fragment

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .problems import Problem, SpecError, did_you_mean
-from .spec import Gpu, ModelAPI, ModelStack
+from .spec import Autoscaling, Gpu, ModelAPI, ModelStack, VllmAutoscaling
 from .validate import ValidatedSpec
 
 FORMATS = ("mermaid", "dot")
@@ -71,7 +71,8 @@ def _cluster(prefix: str, name: str, stack: ModelStack) -> Cluster:
     api_ids = {api.name: f"{prefix}_api{i}" for i, api in enumerate(spec.model_apis)}
     for i, agent in enumerate(spec.agents):
         node = f"{prefix}_agent{i}"
-        replicas = f" ({agent.replicas} replicas)" if agent.replicas != 1 else ""
+        replicas = _replica_text(agent.replicas, agent.autoscaling, "HPA")
+        replicas = f" ({replicas})" if replicas else ""
         cluster.nodes.append(Node(node, f"agent {agent.name}{replicas}", "agent"))
         if agent.model_api in api_ids:
             cluster.edges.append(Edge(node, api_ids[agent.model_api], agent.model))
@@ -90,7 +91,17 @@ def _api_label(api: ModelAPI) -> str:
         return f"{api.name} (external {api.external.url})"
     if api.vllm:
         return f"{api.name} (vllm {api.vllm.served_name})"
+    if api.litellm and api.litellm.autoscaling:
+        scaling = _replica_text(api.litellm.replicas, api.litellm.autoscaling, "HPA")
+        return f"{api.name} (litellm, {scaling})"
     return f"{api.name} ({api.kind})"
+
+
+def _replica_text(fixed: int, scaling: Autoscaling | VllmAutoscaling | None, by: str) -> str:
+    """`3 replicas`, `0-4 replicas by KEDA` or "" for the usual single replica."""
+    if scaling is not None:
+        return f"{scaling.min_replicas}-{scaling.max_replicas} replicas by {by}"
+    return f"{fixed} replicas" if fixed != 1 else ""
 
 
 def _api_shape(api: ModelAPI) -> str:
@@ -135,8 +146,9 @@ def _gpu_node(node_id: str, api: ModelAPI) -> Node | None:
 
 
 def _replicas(api: ModelAPI) -> str:
-    replicas = api.vllm.replicas if api.vllm else 1  # Ollama always runs one replica
-    return f"{replicas} replicas" if replicas != 1 else ""
+    if api.vllm:
+        return _replica_text(api.vllm.replicas, api.vllm.autoscaling, "KEDA")
+    return ""  # Ollama always runs one replica
 
 
 # --- Mermaid ---------------------------------------------------------------------------------

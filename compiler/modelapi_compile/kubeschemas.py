@@ -218,7 +218,8 @@ class SchemaCatalog:
         self.kubernetes_version = kubernetes_version
         self.strict = strict
         root = project_schema_root()
-        self.locations = (*locations, root / "gitops", root / "monitoring", root / "secrets")
+        self.locations = (*locations, root / "gitops", root / "monitoring", root / "secrets",
+                          root / "autoscaling")
         self.crds = crds or {}
         self._compiled: dict[tuple[str, str], CompiledSchema] = {}
 

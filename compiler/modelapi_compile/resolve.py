@@ -66,25 +66,39 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         cluster = _cluster(stack, api)
         network = _network_rules(api.name, stack, graph, endpoints)
         fullname = f"{prefix}-{api.name}"
+        selector = selector_labels(prefix, api.name)
         if api.vllm:
-            workloads[api.name] = w.vllm_workload(fullname, api.vllm, cluster, network,
-                                                  spec.monitoring.enabled)
+            workload = w.vllm_workload(fullname, api.vllm, cluster, network,
+                                       spec.monitoring.enabled)
+            scaling = api.vllm.autoscaling
+            # validate.py has checked that KEDA has a Prometheus to ask.
+            autoscaler = (w.keda(scaling, spec.monitoring.prometheus_url or "")
+                          if scaling else None)
+            workloads[api.name] = w.with_pod_options(workload, api.vllm, selector, cluster,
+                                                     autoscaler)
         elif api.ollama:
-            workloads[api.name] = w.ollama_workload(fullname, api.ollama, cluster, network)
+            workload = w.ollama_workload(fullname, api.ollama, cluster, network)
+            workloads[api.name] = w.with_pod_options(workload, api.ollama, selector, cluster)
         elif api.litellm:
             config, key_env = litellm_config(api, graph.apis, endpoints,
                                              spec.monitoring.enabled)
-            workloads[api.name] = w.litellm_workload(fullname, api.litellm, config, key_env,
-                                                     cluster, network, spec.monitoring.enabled)
+            workload = w.litellm_workload(fullname, api.litellm, config, key_env,
+                                          cluster, network, spec.monitoring.enabled)
+            autoscaler = w.hpa(api.litellm.autoscaling) if api.litellm.autoscaling else None
+            workloads[api.name] = w.with_pod_options(workload, api.litellm, selector, cluster,
+                                                     autoscaler)
     for agent in spec.agents:
         endpoint = endpoints[agent.model_api]
         env_vars: list[K8s] = [{"name": "MODEL_API_URL", "value": endpoint.url},
                                {"name": "MODEL_NAME", "value": agent.model}]
         if endpoint.api_key_secret:
             env_vars.append(w.secret_env("MODEL_API_KEY", endpoint.api_key_secret))
-        workloads[agent.name] = w.agent_workload(
-            agent, env_vars, _cluster(stack, None),
-            _network_rules(agent.name, stack, graph, endpoints))
+        cluster = _cluster(stack, None)
+        workload = w.agent_workload(agent, env_vars, cluster,
+                                    _network_rules(agent.name, stack, graph, endpoints))
+        workloads[agent.name] = w.with_pod_options(
+            workload, agent, selector_labels(prefix, agent.name), cluster,
+            w.hpa(agent.autoscaling) if agent.autoscaling else None)
     values = ChartValues(
         stack=prefix,
         network_policy=spec.cluster.network_policies,
@@ -160,7 +174,8 @@ def _cluster(stack: ModelStack, api: ModelAPI | None) -> w.Cluster:
         # validate.py has checked that the accelerator is in the table.
         labels[GPU_LABEL_KEYS[convention]] = ACCELERATORS[gpu.accelerator][convention]
     return w.Cluster(gpu_node_labels=labels, storage_class=conventions.storage_class,
-                     image=_image_mirror(conventions.image_registry))
+                     image=_image_mirror(conventions.image_registry),
+                     image_pull_secrets=tuple(conventions.image_pull_secrets))
 
 
 # --- LiteLLM config --------------------------------------------------------------------------
@@ -354,9 +369,19 @@ def gitops_plan(validated: ValidatedSpec) -> GitOpsPlan | None:
             cluster_name=destination.name if destination else None,
             kube_config_secret=(secret.name, secret.key) if secret else None,
             depends_on=tuple(declared.depends_on) if declared else (),
+            autoscaled=autoscaled_deployments(env.stack),
         ))
     return GitOpsPlan(stack=stack.metadata.name, repo_url=gitops.repo_url,
                       revision=gitops.revision, path=root,
                       chart_path=f"{prefix}charts/{stack.metadata.name}",
                       overlays_path=f"{prefix}overlays", argocd=gitops.argocd, flux=gitops.flux,
                       environments=tuple(environments))
+
+
+def autoscaled_deployments(stack: ModelStack) -> tuple[str, ...]:
+    """Names of the Deployments whose replica count an HPA or KEDA owns."""
+    prefix = stack.metadata.name
+    names = [api.name for api in stack.spec.model_apis
+             if (api.vllm and api.vllm.autoscaling) or (api.litellm and api.litellm.autoscaling)]
+    names += [agent.name for agent in stack.spec.agents if agent.autoscaling]
+    return tuple(sorted(f"{prefix}-{name}" for name in names))

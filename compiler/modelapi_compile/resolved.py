@@ -65,6 +65,21 @@ class NetworkRules(Values):
     egress: list[K8s] = Field(default_factory=list)
 
 
+class Autoscaler(Values):
+    """Who owns the replica count: an HPA on CPU, or KEDA on vLLM's queue in Prometheus."""
+
+    kind: Literal["hpa", "keda"] = Field(description="hpa (autoscaling/v2) or keda")
+    min_replicas: int = Field(description="lower bound; 0 (KEDA only) scales to zero")
+    max_replicas: int = Field(description="upper bound")
+    cpu_utilization: int | None = Field(None, description="HPA: target CPU percent")
+    server_address: str | None = Field(None, description="KEDA: Prometheus URL")
+    metric: str | None = Field(None, description="KEDA: the per-replica queue metric")
+    threshold: int | None = Field(None, description="KEDA: target value per replica")
+    activation_threshold: int | None = Field(None, description="KEDA: wake-up value")
+    polling_interval: int | None = Field(None, description="KEDA: seconds between queries")
+    cooldown_period: int | None = Field(None, description="KEDA: seconds before zero")
+
+
 class Workload(Values):
     """One Deployment with its Service, ServiceAccount and optional satellites."""
 
@@ -101,6 +116,18 @@ class Workload(Values):
     persistence: Persistence | None = Field(None, description="PVC <stack>-<name>-cache")
     metrics_path: str | None = Field(None, description="ServiceMonitor path when monitoring is on")
     network: NetworkRules = Field(default_factory=NetworkRules, description="NetworkPolicy rules")
+    autoscaling: Autoscaler | None = Field(
+        None, description="HPA or KEDA; the Deployment then has no replicas of its own")
+    affinity: K8s | None = Field(None, description="pod affinity")
+    topology_spread_constraints: list[K8s] = Field(
+        default_factory=list, description="pod topology spread (default: across nodes)")
+    priority_class_name: str | None = Field(None, description="PriorityClass of the pods")
+    image_pull_secrets: list[str] = Field(
+        default_factory=list, description="names of docker-registry Secrets")
+    pod_annotations: dict[str, str] = Field(default_factory=dict, description="pod annotations")
+    pod_labels: dict[str, str] = Field(default_factory=dict, description="extra pod labels")
+    service_account_annotations: dict[str, str] = Field(
+        default_factory=dict, description="annotations of the ServiceAccount (workload identity)")
 
 
 class Monitoring(Values):

@@ -180,6 +180,62 @@ class EnvVar(Model):
         return self
 
 
+K8sObject = dict[str, Any]  # checked against the Kubernetes schema of kubernetesVersion
+
+
+class PodOptions(Model):
+    """Pod pass-through, in Kubernetes' own shapes (validate.py checks each against the
+    schema of `kubernetesVersion` and reports problems at their line in the spec)."""
+
+    env: list[EnvVar] = Field(default_factory=list, description="extra environment, "
+                              "Kubernetes EnvVar shape; secrets only by valueFrom")
+    extra_volumes: list[K8sObject] = Field(
+        default_factory=list, description="extra pod volumes, Kubernetes Volume shape")
+    extra_volume_mounts: list[K8sObject] = Field(
+        default_factory=list, description="extra mounts of the main container, VolumeMount shape")
+    affinity: K8sObject | None = Field(None, description="pod affinity, Affinity shape")
+    topology_spread_constraints: list[K8sObject] | None = Field(
+        None, description="null: replicated workloads spread across nodes (ScheduleAnyway); "
+        "[] for none")
+    priority_class_name: Name | None = Field(None, description="PriorityClass of the pods")
+    image_pull_secrets: list[Name] = Field(
+        default_factory=list, description="names of docker-registry Secrets, added to "
+        "cluster.imagePullSecrets")
+    pod_annotations: dict[str, str] = Field(default_factory=dict,
+                                            description="annotations of the pods")
+    pod_labels: dict[str, str] = Field(default_factory=dict, description="extra pod labels "
+                                       "(never under app.kubernetes.io/ or modelapi.dev/)")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="node labels, merged over the GPU labels")
+
+
+class Autoscaling(Model):
+    """A HorizontalPodAutoscaler (autoscaling/v2) on CPU; it owns the replica count."""
+
+    min_replicas: Annotated[int, Field(ge=1)] = 1
+    max_replicas: Annotated[int, Field(ge=1)] = Field(description="upper bound of replicas")
+    cpu_utilization: Annotated[int, Field(ge=1, le=1000)] = Field(
+        80, description="target average CPU, percent of the CPU request")
+
+
+class VllmAutoscaling(Model):
+    """A KEDA ScaledObject: replicas follow vLLM's queue, `vllm:num_requests_waiting`
+    per replica, read from monitoring.prometheusURL."""
+
+    min_replicas: Annotated[int, Field(ge=0)] = Field(
+        1, description="0: scale to zero when idle (KEDA activation)")
+    max_replicas: Annotated[int, Field(ge=1)] = Field(description="upper bound of replicas")
+    waiting_requests: Annotated[int, Field(ge=1)] = Field(
+        5, description="target waiting requests per replica (KEDA threshold)")
+    activation_waiting_requests: Annotated[int, Field(ge=0)] = Field(
+        0, description="waiting requests above which KEDA wakes the model from zero "
+        "(activationThreshold)")
+    polling_interval: Annotated[int, Field(ge=1)] = Field(
+        30, description="seconds between KEDA's queries")
+    cooldown_period: Annotated[int, Field(ge=0)] = Field(
+        300, description="seconds idle before scaling to zero (minReplicas 0 only)")
+
+
 class Cache(Model):
     """Persistent model cache: a new PVC, or an existing claim."""
 
@@ -212,7 +268,7 @@ class Engine(Model):
     extra_args: list[str] = Field(default_factory=list)
 
 
-class Vllm(Model):
+class Vllm(PodOptions):
     model: Annotated[str, Field(min_length=1)] = Field(description="Hugging Face model id")
     served_model_name: str | None = Field(None, description="name clients send; default: model")
     image: Image = DEFAULT_VLLM_IMAGE
@@ -226,6 +282,8 @@ class Vllm(Model):
     resources: Resources = Field(default_factory=Resources)
     startup_timeout: Duration = Field("30m", description="budget for model download and load")
     shm_size: Quantity = Field("2Gi", description="size limit of the /dev/shm memory volume")
+    autoscaling: VllmAutoscaling | None = Field(
+        None, description="KEDA on vLLM's queue; needs monitoring.prometheusURL")
 
     @property
     def served_name(self) -> str:
@@ -236,7 +294,7 @@ class OllamaCache(Cache):
     size: Quantity = "20Gi"
 
 
-class Ollama(Model):
+class Ollama(PodOptions):
     image: Image = DEFAULT_OLLAMA_IMAGE
     models: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="pulled before the server reports ready"
@@ -279,7 +337,7 @@ class Router(Model):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
 
 
-class Litellm(Model):
+class Litellm(PodOptions):
     image: Image = DEFAULT_LITELLM_IMAGE
     replicas: Annotated[int, Field(ge=0)] = 1
     master_key_secret: SecretRef | None = None
@@ -289,6 +347,7 @@ class Litellm(Model):
     models: list[LitellmModel] = Field(default_factory=list)
     router: Router = Field(default_factory=Router)
     resources: Resources = Field(default_factory=Resources)
+    autoscaling: Autoscaling | None = Field(None, description="HPA on CPU")
 
 
 class External(Model):
@@ -320,15 +379,15 @@ class ModelAPI(Model):
         return next(k for k in BACKEND_KINDS if getattr(self, k) is not None)
 
 
-class Agent(Model):
+class Agent(PodOptions):
     name: Name
     image: Image
     model_api: Name = Field(alias="modelAPI", description="which modelAPI it calls")
     model: Annotated[str, Field(min_length=1)] = Field(description="a model that modelAPI serves")
     port: Port = 8000
     replicas: Annotated[int, Field(ge=0)] = 1
-    env: list[EnvVar] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
+    autoscaling: Autoscaling | None = Field(None, description="HPA on CPU")
     health_path: str | None = Field(
         None, description="HTTP path for probes; null: a TCP check on the port"
     )
@@ -427,6 +486,9 @@ class Monitoring(Model):
     scrape_from: ScrapeFrom = Field(
         default_factory=ScrapeFrom,
         description="the only peers admitted to the metrics ports (NetworkPolicy ingress)")
+    prometheus_url: Url | None = Field(
+        None, alias="prometheusURL",
+        description="Prometheus that KEDA queries for vLLM autoscaling")
 
 
 # Vendor-neutral accelerator names -> node label value per labelling convention.
@@ -490,6 +552,8 @@ class Cluster(Model):
         "policies: kube-dns (the kube-system pods labelled k8s-app=kube-dns) and IPv4 "
         "addresses or CIDRs; the default adds NodeLocal DNSCache (169.254.20.10) and the "
         "GKE metadata server (169.254.169.254); list fewer to narrow it")
+    image_pull_secrets: list[Name] = Field(
+        default_factory=list, description="names of docker-registry Secrets for every pod")
 
 
 class SecretStore(Model):

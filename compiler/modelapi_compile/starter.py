@@ -108,6 +108,9 @@ def _model_apis(chosen: list[str]) -> str:
             "vLLM's OpenAI-compatible server: `model` is a Hugging Face id, clients send",
             "`servedModelName`. One GPU per replica here; the dev environment runs it on CPU.",
             "Gated models need `hfTokenSecret: {name: hf-token, key: token}`.",
+            "To follow vLLM's queue with KEDA (0 = scale to zero when idle), add",
+            "`autoscaling: {minReplicas: 0, maxReplicas: 2, waitingRequests: 5}` and set",
+            "spec.monitoring: {enabled: true, prometheusURL: http://<prometheus>:9090}.",
         )))
     if "external" in chosen:
         out.append(_block(4, [_external()], (
@@ -183,13 +186,18 @@ def _environments(namespace: str, chosen: list[str]) -> str:
         {"name": "LOG_LEVEL", "value": "debug"}]}]}
     if "vllm" in chosen:
         dev_patch["modelAPIs"] = [{"name": "vllm", "vllm": {"gpu": {"count": 0}}}]
+    prod_patch: dict[str, Any] = {"agents": [{"name": "assistant", "replicas": 2}]}
+    if "litellm" in chosen:
+        prod_patch["modelAPIs"] = [{"name": "litellm", "litellm": {"autoscaling": {
+            "minReplicas": 2, "maxReplicas": 4, "cpuUtilization": 70}}}]
     environments = [
         {"name": "dev", "namespace": f"{namespace}-dev", "patch": dev_patch},
-        {"name": "prod", "namespace": namespace,
-         "patch": {"agents": [{"name": "assistant", "replicas": 2}]}},
+        {"name": "prod", "namespace": namespace, "patch": prod_patch},
     ]
     comments = ["Environments: one overlay, values file and GitOps app each. `patch` is merged",
-                "onto spec; list items match by name."]
+                "onto spec; list items match by name. prod runs two agent replicas (spread over",
+                "nodes) and, with a proxy, scales the proxy with a HorizontalPodAutoscaler on CPU",
+                "(`autoscaling`; agents take the same field)."]
     if "vllm" in chosen:
         comments.append("dev runs vLLM on CPU (gpu.count: 0 selects vLLM's CPU image).")
     return "\n" + _block(2, {"environments": environments}, tuple(comments))

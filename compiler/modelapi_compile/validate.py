@@ -4,7 +4,6 @@ fields (references, uniqueness, secrets), all reported at once with positions.
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from collections.abc import Iterator
@@ -16,11 +15,12 @@ from pydantic import BaseModel, ValidationError
 
 from .loader import Document, Positions
 from .patch import apply_patch
+from .pod_options import SECRETISH, autoscaling_problems, pod_option_problems
 from .problems import Path, Problem, SpecError, did_you_mean
 from .spec import ACCELERATORS, API_VERSION, KIND, ModelAPI, ModelStack
 
 DEFAULT_ENVIRONMENT = "default"
-_SECRETISH = re.compile(r"(key|token|password|passwd|secret|credential)", re.IGNORECASE)
+_SECRETISH = SECRETISH
 _OBJECT_SUFFIX = "-config"  # the longest suffix the emitters add to `<stack>-<name>`
 
 
@@ -252,6 +252,11 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterat
         if api.litellm:
             yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
                                          positions)
+        workload = api.vllm or api.litellm or api.ollama
+        if workload is not None:
+            at_kind: Path = ("spec", "modelAPIs", i, api.kind)
+            yield from pod_option_problems(workload, api.kind, at_kind, spec, positions)
+            yield from autoscaling_problems(api, at_kind, spec, positions)
     for i, agent in enumerate(spec.agents):
         at: Path = ("spec", "agents", i)
         yield from _name_length(stack.metadata.name, agent.name, (*at, "name"), positions)
@@ -266,16 +271,8 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterat
             yield positions.problem(
                 (*at, "model"), f"modelAPI '{target.name}' does not serve '{agent.model}'",
                 did_you_mean(agent.model, served_models(target)))
-        for j, env in enumerate(agent.env):
-            if env.value is not None and _SECRETISH.search(env.name):
-                yield positions.problem(
-                    (*at, "env", j, "value"),
-                    f"'{env.name}' looks like a secret and its value is written in the spec",
-                    "use valueFrom: {secretKeyRef: {name: <secret>, key: <key>}}")
-            if env.name in {"MODEL_API_URL", "MODEL_NAME", "MODEL_API_KEY"}:
-                yield positions.problem((*at, "env", j, "name"),
-                                        f"{env.name} is set by the compiler",
-                                        "remove it; modelAPI and model decide it")
+        yield from pod_option_problems(agent, "agent", at, spec, positions)
+        yield from autoscaling_problems(agent, at, spec, positions)
 
 
 def _unique_names(field: str, names: list[str], positions: Positions) -> Iterator[Problem]:

@@ -12,14 +12,49 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .resolved import ConfigFile, K8s, NetworkRules, Persistence, Probes, Workload
-from .spec import Agent, Cache, Gpu, Litellm, Ollama, Resources, Vllm, duration_seconds
+from .resolved import Autoscaler, ConfigFile, K8s, NetworkRules, Persistence, Probes, Workload
+from .spec import (
+    Agent,
+    Autoscaling,
+    Cache,
+    Gpu,
+    Litellm,
+    Ollama,
+    PodOptions,
+    Resources,
+    Vllm,
+    VllmAutoscaling,
+    duration_seconds,
+)
 
 VLLM_PORT = 8000
 LITELLM_PORT = 4000
 OLLAMA_PORT = 11434
 NON_ROOT_UID = 65532
 SECCOMP = {"type": "RuntimeDefault"}
+# vLLM's gauge of requests queued for a slot, per server (KEDA divides by replicas).
+VLLM_QUEUE_METRIC = "vllm:num_requests_waiting"
+SPREAD_KEY = "kubernetes.io/hostname"
+
+# What the builders below set themselves: the spec's env and extraVolumes may not reuse these
+# names (a duplicate env name makes server-side apply fail; a duplicate volume, the pod).
+COMPILER_ENV: dict[str, frozenset[str]] = {
+    "agent": frozenset({"MODEL_API_URL", "MODEL_NAME", "MODEL_API_KEY"}),
+    "vllm": frozenset({"HF_HOME", "HF_TOKEN", "VLLM_API_KEY", "HF_HUB_OFFLINE",
+                       "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
+                       "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED",
+                       "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING",
+                       "GOOGLE_APPLICATION_CREDENTIALS"}),
+    "litellm": frozenset({"LITELLM_MASTER_KEY", "DATABASE_URL"}),
+    "ollama": frozenset({"HOME", "OLLAMA_HOST", "OLLAMA_KEEP_ALIVE"}),
+}
+COMPILER_VOLUMES: dict[str, frozenset[str]] = {
+    "agent": frozenset({"tmp"}),
+    "vllm": frozenset({"model-cache", "dshm", "model-source", "lora-adapters",
+                       "object-store-credentials"}),
+    "litellm": frozenset({"config", "tmp", "cache", "npm"}),
+    "ollama": frozenset({"data", "tmp", "puller-tmp"}),
+}
 
 DEFAULT_RESOURCES: dict[str, K8s] = {
     "agent": {"requests": {"cpu": "100m", "memory": "256Mi"},
@@ -42,6 +77,7 @@ class Cluster:
     gpu_node_labels: dict[str, str]  # accelerator mapping already applied
     storage_class: str | None
     image: Callable[[str], str]  # image reference -> image reference (registry mirror)
+    image_pull_secrets: tuple[str, ...] = ()  # cluster.imagePullSecrets
 
 
 def http_probe(path: str, *, period: int, timeout: int, failures: int) -> K8s:
@@ -133,7 +169,7 @@ def agent_workload(agent: Agent, endpoint_env: list[K8s], cluster: Cluster,
         replicas=agent.replicas,
         port=agent.port,
         strategy=rollout(False),
-        env=[*endpoint_env, *(e.model_dump(by_alias=True, exclude_none=True) for e in agent.env)],
+        env=list(endpoint_env),
         resources=resources("agent", agent.resources),
         probes=Probes(
             startup={**check, "periodSeconds": 5, "failureThreshold": 24, "timeoutSeconds": 3},
@@ -325,3 +361,56 @@ def litellm_workload(fullname: str, litellm: Litellm, config_yaml: str, key_env:
         metrics_path="/metrics/" if metrics else None,
         network=network,
     )
+
+
+# --- pod pass-through and autoscaling --------------------------------------------------------
+
+
+def hpa(scaling: Autoscaling) -> Autoscaler:
+    return Autoscaler(kind="hpa", min_replicas=scaling.min_replicas,
+                      max_replicas=scaling.max_replicas,
+                      cpu_utilization=scaling.cpu_utilization)
+
+
+def keda(scaling: VllmAutoscaling, prometheus_url: str) -> Autoscaler:
+    return Autoscaler(kind="keda", min_replicas=scaling.min_replicas,
+                      max_replicas=scaling.max_replicas, server_address=prometheus_url,
+                      metric=VLLM_QUEUE_METRIC, threshold=scaling.waiting_requests,
+                      activation_threshold=scaling.activation_waiting_requests,
+                      polling_interval=scaling.polling_interval,
+                      cooldown_period=scaling.cooldown_period)
+
+
+def most_replicas(workload: Workload) -> int:
+    """The largest replica count the workload can reach."""
+    return workload.autoscaling.max_replicas if workload.autoscaling else workload.replicas
+
+
+def default_spread(selector: dict[str, str]) -> list[K8s]:
+    """Replicas on different nodes when the scheduler can, never blocking when it cannot."""
+    return [{"labelSelector": {"matchLabels": dict(selector)}, "maxSkew": 1,
+             "topologyKey": SPREAD_KEY, "whenUnsatisfiable": "ScheduleAnyway"}]
+
+
+def with_pod_options(workload: Workload, options: PodOptions, selector: dict[str, str],
+                     cluster: Cluster, autoscaling: Autoscaler | None = None) -> Workload:
+    """`workload` with the spec's pod pass-through fields and autoscaler applied."""
+    workload = workload.model_copy(update={"autoscaling": autoscaling})
+    spread = options.topology_spread_constraints
+    if spread is None:
+        spread = default_spread(selector) if most_replicas(workload) > 1 else []
+    pull = list(dict.fromkeys([*cluster.image_pull_secrets, *options.image_pull_secrets]))
+    selector_labels = {**workload.node_selector, **options.node_selector}
+    return workload.model_copy(update={
+        "env": [*workload.env, *(e.model_dump(by_alias=True, exclude_none=True)
+                                 for e in options.env)],
+        "volumes": [*workload.volumes, *options.extra_volumes],
+        "volume_mounts": [*workload.volume_mounts, *options.extra_volume_mounts],
+        "affinity": options.affinity,
+        "topology_spread_constraints": list(spread),
+        "priority_class_name": options.priority_class_name,
+        "image_pull_secrets": pull,
+        "pod_annotations": dict(sorted(options.pod_annotations.items())),
+        "pod_labels": dict(sorted(options.pod_labels.items())),
+        "node_selector": dict(sorted(selector_labels.items())),
+    })

@@ -31,8 +31,20 @@ SHAREABLE = ("strategy", "resources", "probes", "podSecurityContext", "securityC
              "volumes", "volumeMounts", "sidecars", "command", "terminationGracePeriodSeconds")
 
 
+# Optional workload keys left out of values while empty (the templates treat a missing key
+# as empty), so that stacks of thousands of workloads do not carry them all.
+OMITTED_WHEN_EMPTY = ("autoscaling", "affinity", "topologySpreadConstraints",
+                      "priorityClassName", "imagePullSecrets", "podAnnotations", "podLabels",
+                      "serviceAccountAnnotations")
+
+
 def values_data(resolved: ResolvedStack) -> dict[str, Any]:
-    return resolved.values.model_dump(by_alias=True, mode="json")
+    values = resolved.values.model_dump(by_alias=True, mode="json")
+    for workload in values["workloads"].values():
+        for key in OMITTED_WHEN_EMPTY:
+            if workload.get(key) in (None, [], {}):
+                del workload[key]
+    return values
 
 
 def component_defaults(values: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ import hashlib
 from ..resolved import (
     PART_OF_LABEL,
     STACK_LABEL,
+    Autoscaler,
     ExternalSecrets,
     K8s,
     Monitoring,
@@ -109,7 +110,8 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
     own_labels = labels(stack, name, workload.component)
     objects = [
         {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _metadata(full, namespace, own_labels, EARLY_WAVE),
+         "metadata": _metadata(full, namespace, own_labels,
+                               {**workload.service_account_annotations, **EARLY_WAVE}),
          "automountServiceAccountToken": False},
     ]
     if workload.config:
@@ -128,13 +130,18 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
                  "ports": [{"name": "http", "port": workload.port, "targetPort": "http",
                             "protocol": "TCP"}]},
     })
-    if workload.replicas > 1:
+    most = workload.autoscaling.max_replicas if workload.autoscaling else workload.replicas
+    if most > 1:
+        # maxUnavailable (not minAvailable): one pod may always go, at any replica count the
+        # autoscaler picks, so a drain never blocks at minReplicas.
         objects.append({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": _metadata(full, namespace, own_labels),
             "spec": {"maxUnavailable": 1,
                      "selector": {"matchLabels": selector_labels(stack, name)}},
         })
+    if workload.autoscaling:
+        objects.append(_autoscaler(full, namespace, own_labels, workload.autoscaling))
     if network_policy:
         objects.append(_network_policy(stack, namespace, name, workload))
     if monitoring.enabled and workload.metrics_path:
@@ -179,10 +186,13 @@ def _container(workload: Workload) -> K8s:
 def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
     full = fullname(stack, name)
     own_labels = labels(stack, name, workload.component)
-    template_meta: K8s = {"labels": own_labels}
+    template_meta: K8s = {"labels": {**own_labels, **workload.pod_labels}}
+    annotations = dict(workload.pod_annotations)
     if workload.config:
         digest = hashlib.sha256(workload.config.content.encode()).hexdigest()
-        template_meta["annotations"] = {"checksum/config": digest}
+        annotations["checksum/config"] = digest
+    if annotations:
+        template_meta["annotations"] = annotations
     pod: K8s = {
         "serviceAccountName": full,
         "automountServiceAccountToken": False,
@@ -190,8 +200,16 @@ def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8
         "securityContext": workload.pod_security_context,
         "terminationGracePeriodSeconds": workload.termination_grace_period_seconds,
     }
+    if workload.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": secret} for secret in workload.image_pull_secrets]
+    if workload.priority_class_name:
+        pod["priorityClassName"] = workload.priority_class_name
     if workload.node_selector:
         pod["nodeSelector"] = workload.node_selector
+    if workload.affinity:
+        pod["affinity"] = workload.affinity
+    if workload.topology_spread_constraints:
+        pod["topologySpreadConstraints"] = list(workload.topology_spread_constraints)
     if workload.tolerations:
         pod["tolerations"] = list(workload.tolerations)
     if workload.runtime_class_name:
@@ -199,15 +217,65 @@ def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8
     pod["containers"] = [_container(workload), *workload.sidecars]
     if workload.volumes:
         pod["volumes"] = list(workload.volumes)
+    spec: K8s = {}
+    if workload.autoscaling is None:
+        # With an autoscaler the count is its own: absent here, neither Argo CD nor Flux
+        # (server-side apply) nor a Helm upgrade ever writes it back.
+        spec["replicas"] = workload.replicas
+    spec |= {
+        "revisionHistoryLimit": 3,
+        "selector": {"matchLabels": selector_labels(stack, name)},
+        "strategy": workload.strategy,
+        "template": {"metadata": template_meta, "spec": pod},
+    }
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _metadata(full, namespace, own_labels),
+        "spec": spec,
+    }
+
+
+def keda_query(metric: str, namespace: str, service: str) -> str:
+    """The queue of one workload's replicas, summed (KEDA's AverageValue divides by the
+    replica count). ServiceMonitor targets carry the namespace and service labels."""
+    return f'sum({metric}{{namespace="{namespace}",service="{service}"}})'
+
+
+def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
+                scaling: Autoscaler) -> K8s:
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": full}
+    if scaling.kind == "hpa":
+        return {
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": _metadata(full, namespace, own_labels),
+            "spec": {
+                "scaleTargetRef": target,
+                "minReplicas": scaling.min_replicas,
+                "maxReplicas": scaling.max_replicas,
+                "metrics": [{"type": "Resource", "resource": {
+                    "name": "cpu", "target": {"type": "Utilization",
+                                              "averageUtilization": scaling.cpu_utilization}}}],
+            },
+        }
+    return {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": _metadata(full, namespace, own_labels),
         "spec": {
-            "replicas": workload.replicas,
-            "revisionHistoryLimit": 3,
-            "selector": {"matchLabels": selector_labels(stack, name)},
-            "strategy": workload.strategy,
-            "template": {"metadata": template_meta, "spec": pod},
+            "scaleTargetRef": target,
+            "minReplicaCount": scaling.min_replicas,
+            "maxReplicaCount": scaling.max_replicas,
+            "pollingInterval": scaling.polling_interval,
+            "cooldownPeriod": scaling.cooldown_period,
+            "triggers": [{
+                "type": "prometheus",
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": scaling.server_address,
+                    "query": keda_query(str(scaling.metric), namespace, full),
+                    "threshold": str(scaling.threshold),
+                    "activationThreshold": str(scaling.activation_threshold),
+                },
+            }],
         },
     }
 

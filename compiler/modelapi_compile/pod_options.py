@@ -1,0 +1,160 @@
+"""Rules for the pod pass-through fields (spec.PodOptions) and autoscaling, reported at their
+line in the spec.
+
+The Kubernetes-shaped fields (volumes, mounts, affinity, spread constraints) are checked
+against the definitions of the Kubernetes JSON schema of `spec.kubernetesVersion` shipped by
+kubernetes-validate (strict: unknown fields are errors), so a typo fails at `validate` time
+with the spec's line and column instead of at `kubectl apply` time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from .loader import Positions
+from .problems import Path, Problem, did_you_mean
+from .spec import Agent, ModelAPI, PodOptions, StackSpec
+
+SECRETISH = re.compile(r"(key|token|password|passwd|secret|credential)", re.IGNORECASE)
+COMPILER_LABEL_PREFIXES = ("app.kubernetes.io/", "modelapi.dev/")
+_QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                             r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+# Spec field -> the Kubernetes definition each item (or the value) must match.
+SHAPES: dict[str, tuple[str, bool]] = {
+    "extraVolumes": ("io.k8s.api.core.v1.Volume", True),
+    "extraVolumeMounts": ("io.k8s.api.core.v1.VolumeMount", True),
+    "affinity": ("io.k8s.api.core.v1.Affinity", False),
+    "topologySpreadConstraints": ("io.k8s.api.core.v1.TopologySpreadConstraint", True),
+}
+
+
+@cache
+def _validator(kubernetes_version: str, definition: str) -> Any:
+    import jsonschema
+
+    from .kubeschemas import _definitions, self_contained
+
+    schema = self_contained({"$ref": f"#/$defs/{definition}"},
+                            _definitions(kubernetes_version, True))
+    return jsonschema.Draft7Validator(schema)
+
+
+def shape_problems(value: Any, definition: str, at: Path, kubernetes_version: str,
+                   positions: Positions) -> Iterator[Problem]:
+    """`value` against a Kubernetes definition; each problem at its own spec position."""
+    validator = _validator(kubernetes_version, definition)
+    for error in validator.iter_errors(value):
+        where: Path = (*at, *error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = list(error.schema.get("properties") or {})
+            for extra in sorted(set(error.instance) - set(known)):
+                yield positions.problem((*where, extra), f"unknown field '{extra}'",
+                                        did_you_mean(extra, known), key=True)
+            continue
+        short = definition.rsplit(".", 1)[-1]
+        if error.validator == "required":
+            missing = str(error.message).split("'")[1]
+            yield positions.problem((*where, missing), f"required field '{missing}' is missing "
+                                    f"(Kubernetes {short})", "add it")
+            continue
+        yield positions.problem(where, f"{error.message} (Kubernetes {short})",
+                                "see the Kubernetes API reference for this field")
+
+
+def _own_names(kind: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Env var and volume names the compiler sets for a kind of workload."""
+    from .workloads import COMPILER_ENV, COMPILER_VOLUMES
+
+    return COMPILER_ENV[kind], COMPILER_VOLUMES[kind]
+
+
+def pod_option_problems(options: PodOptions, kind: str, at: Path, spec: StackSpec,
+                        positions: Positions) -> Iterator[Problem]:
+    version = spec.kubernetes_version
+    data = options.model_dump(by_alias=True)
+    for field, (definition, is_list) in SHAPES.items():
+        value = data.get(field)
+        if value is None:
+            continue
+        items = list(enumerate(value)) if is_list else [(None, value)]
+        for index, item in items:
+            where: Path = (*at, field) if index is None else (*at, field, index)
+            yield from shape_problems(item, definition, where, version, positions)
+    env_names, volume_names = _own_names(kind)
+    for j, env in enumerate(options.env):
+        if env.value is not None and SECRETISH.search(env.name):
+            yield positions.problem(
+                (*at, "env", j, "value"),
+                f"'{env.name}' looks like a secret and its value is written in the spec",
+                "use valueFrom: {secretKeyRef: {name: <secret>, key: <key>}}")
+        if env.name in env_names:
+            yield positions.problem((*at, "env", j, "name"), f"{env.name} is set by the compiler",
+                                    "remove it; the spec's own fields decide it")
+    declared = [str(v.get("name", "")) for v in options.extra_volumes]
+    for j, name in enumerate(declared):
+        if name in volume_names:
+            yield positions.problem((*at, "extraVolumes", j, "name"),
+                                    f"volume '{name}' is the compiler's own",
+                                    "choose another name")
+    for j, mount in enumerate(options.extra_volume_mounts):
+        name = str(mount.get("name", ""))
+        if name and name not in declared:
+            yield positions.problem((*at, "extraVolumeMounts", j, "name"),
+                                    f"no extraVolumes entry named '{name}'",
+                                    did_you_mean(name, declared) or "declare it in extraVolumes")
+    for field, mapping in (("podLabels", options.pod_labels),
+                           ("nodeSelector", options.node_selector)):
+        for key, value in mapping.items():
+            if field == "podLabels" and key.startswith(COMPILER_LABEL_PREFIXES):
+                yield positions.problem((*at, field, key), f"'{key}' is set by the compiler",
+                                        "labels under app.kubernetes.io/ and modelapi.dev/ "
+                                        "select the pods; use another prefix", key=True)
+            elif not _QUALIFIED_NAME.match(key):
+                yield positions.problem((*at, field, key), f"'{key}' is not a label key",
+                                        "[prefix/]name, name at most 63 characters", key=True)
+            if not _LABEL_VALUE.match(value):
+                yield positions.problem((*at, field, key), f"'{value}' is not a label value",
+                                        "at most 63 letters, digits, '-', '_' or '.'")
+    for key in options.pod_annotations:
+        if not _QUALIFIED_NAME.match(key):
+            yield positions.problem((*at, "podAnnotations", key),
+                                    f"'{key}' is not an annotation key",
+                                    "[prefix/]name, name at most 63 characters", key=True)
+
+
+def autoscaling_problems(owner: ModelAPI | Agent, at: Path, spec: StackSpec,
+                         positions: Positions) -> Iterator[Problem]:
+    """min <= max; no fixed replicas fighting the autoscaler; KEDA needs Prometheus."""
+    if isinstance(owner, Agent):
+        holder: Any = owner
+    else:
+        holder = owner.vllm or owner.litellm
+    scaling = getattr(holder, "autoscaling", None) if holder is not None else None
+    if scaling is None:
+        return
+    where: Path = (*at, "autoscaling")
+    if scaling.min_replicas > scaling.max_replicas:
+        yield positions.problem((*where, "minReplicas"),
+                                f"minReplicas {scaling.min_replicas} is above maxReplicas "
+                                f"{scaling.max_replicas}", "lower minReplicas or raise maxReplicas")
+    if "replicas" in holder.model_fields_set and holder.replicas != scaling.min_replicas:
+        yield positions.problem((*at, "replicas"),
+                                f"replicas: {holder.replicas} is fixed, but autoscaling owns the "
+                                "replica count", "remove replicas: the autoscaler starts "
+                                "from minReplicas")
+    if isinstance(owner, ModelAPI) and owner.vllm is not None:
+        field = (*where, "waitingRequests")
+        if spec.monitoring.prometheus_url is None:
+            yield positions.problem(field, "waitingRequests is read from Prometheus, but "
+                                    "monitoring.prometheusURL is not set",
+                                    "set spec.monitoring.prometheusURL to the Prometheus KEDA "
+                                    "queries, e.g. http://prometheus-operated.monitoring.svc:9090")
+        if not spec.monitoring.enabled:
+            yield positions.problem(field, "vLLM's queue metric is only scraped with "
+                                    "monitoring.enabled", "set spec.monitoring.enabled: true; its "
+                                    "ServiceMonitor scrapes vLLM's /metrics")
