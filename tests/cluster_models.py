@@ -229,3 +229,73 @@ def pod_fits(pod: Obj, node: Node) -> list[str]:
             if "/" in resource and int(amount) > node.allocatable.get(resource, 0):
                 reasons.append(f"insufficient {resource}")
     return reasons
+
+
+# --- Argo CD sync waves with WaitForFirstConsumer storage ------------------------------------
+
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+
+
+def _wave(obj: Obj) -> int:
+    return int(((obj["metadata"].get("annotations") or {}).get(SYNC_WAVE)) or 0)
+
+
+def _claims_mounted(workload: Obj) -> set[str]:
+    pod = workload["spec"]["template"]["spec"]
+    return {v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes") or []
+            if "persistentVolumeClaim" in v}
+
+
+def argocd_sync(objects: list[Obj], *, create_namespace: bool = False) -> list[str]:
+    """Argo CD applies one wave at a time and moves on only once every object of the wave is
+    healthy. A claim of a WaitForFirstConsumer class (GKE, EKS, AKS defaults) binds only
+    once a pod that mounts it exists, i.e. its workload was applied in this wave or an
+    earlier one; a workload is healthy once the claims its pods mount are bound. Namespaced
+    objects need their Namespace first (applied earlier, or CreateNamespace=true).
+    Returns why the sync would hang; [] when every wave completes."""
+    applied: list[Obj] = []
+    namespaces: set[str] = set()
+    for wave in sorted({_wave(o) for o in objects}):
+        members = [o for o in objects if _wave(o) == wave]
+        applied += members
+        # within a wave Argo CD applies Namespaces before namespaced kinds
+        namespaces |= {o["metadata"]["name"] for o in members if o["kind"] == "Namespace"}
+        for obj in members:
+            namespace = obj["metadata"].get("namespace")
+            if namespace and namespace not in namespaces and not create_namespace:
+                return [f"wave {wave}: {obj['kind']}/{obj['metadata']['name']}: "
+                        f"namespace {namespace} does not exist"]
+        mounted = set().union(*(_claims_mounted(o) for o in applied
+                                if o["kind"] in WORKLOAD_KINDS))
+        pending = [o["metadata"]["name"] for o in members
+                   if o["kind"] == "PersistentVolumeClaim"
+                   and o["metadata"]["name"] not in mounted]
+        if pending:
+            return [f"wave {wave}: claim {name} stays Pending (no pod mounts it yet)"
+                    for name in pending]
+    return []
+
+
+# --- pruning: what each tool deletes when an object leaves the desired state ---------------
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    return obj["metadata"].get("annotations") or {}
+
+
+def deleted_by(tool: str, obj: Obj) -> bool:
+    """Whether `tool` deletes `obj` once it is no longer rendered (or the app is removed).
+
+    argocd: automated prune, or deleting the Application with its resources finalizer,
+    unless sync-options carry Prune=false / Delete=false. flux: Kustomization prune (also
+    on its deletion) unless kustomize.toolkit.fluxcd.io/prune is disabled. helm: an upgrade
+    without the object, or an uninstall, unless helm.sh/resource-policy is keep."""
+    annotations = _annotations(obj)
+    if tool == "argocd":
+        options = {o.strip() for o in annotations.get("argocd.argoproj.io/sync-options",
+                                                      "").split(",")}
+        return not {"Prune=false", "Delete=false"} <= options
+    if tool == "flux":
+        return annotations.get("kustomize.toolkit.fluxcd.io/prune") != "disabled"
+    if tool == "helm":
+        return annotations.get("helm.sh/resource-policy") != "keep"
+    raise ValueError(tool)

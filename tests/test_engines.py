@@ -38,6 +38,9 @@ def test_helm_and_kustomize_describe_the_same_objects(spec: Path, tmp_path: Path
         rendered = {_key(o): o for o in render_chart(helm, chart, env.environment,
                                                      env.namespace)}
         built = {_key(o): o for o in kustomize(tmp_path / "overlays" / env.environment)}
+        # Only the overlays carry the Namespace; Helm creates it with createNamespace.
+        namespace = built.pop(("v1", "Namespace", env.namespace))
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
         assert sorted(rendered) == sorted(built), env.environment
         for key, obj in rendered.items():
             assert obj == built[key], (env.environment, key)

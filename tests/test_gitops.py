@@ -381,6 +381,8 @@ def test_applicationset_patches_what_varies_in_shape() -> None:
         "server": "",
         "cluster": "prod-eu",
         "autoscaled": "agentic-vllm",
+        "podSecurity": "baseline",  # vLLM runs as root
+        "podSecurityVersion": "v1.31",
     }
     assert elements["staging"]["server"] == "https://staging.example.com:6443"
     patch = spec["templatePatch"]

@@ -166,7 +166,9 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: 
         progress.done()
     root = Path(out)
     spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
-    manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name)
+    manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name,
+                                    compiled.claims)
+    left_behind = writer.left_behind_claims(root, compiled.claims)
     changes = writer.plan_changes(root, compiled.files, manifest)
     if check:
         if changes:
@@ -179,6 +181,9 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: 
     writer.check_ownership(root, compiled.files, force=force)
     writer.apply_changes(root, changes)
     click.echo(f"wrote {out}: {len(compiled.files)} files, {len(changes)} changed")
+    for claim in left_behind:
+        click.echo(f"left behind: PersistentVolumeClaim {claim} is no longer in the spec; "
+                   "Argo CD, Flux and Helm keep model caches, delete it by hand when unneeded")
 
 
 @cli.command()
@@ -195,7 +200,8 @@ def diff(spec: str, out: str, no_helm: bool, semantic: bool) -> None:
     from .pipeline import compile_spec
 
     compiled = compile_spec(spec, use_helm=not no_helm, keep_documents=semantic)
-    manifest = writer.manifest_text(compiled.files, Path(spec).read_bytes(), Path(spec).name)
+    manifest = writer.manifest_text(compiled.files, Path(spec).read_bytes(), Path(spec).name,
+                                    compiled.claims)
     changes = writer.plan_changes(Path(out), compiled.files, manifest)
     if semantic:
         click.echo(semantic_diff(changes, compiled.files.documents), nl=False)

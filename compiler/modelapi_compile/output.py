@@ -39,15 +39,29 @@ def sha256(text: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def manifest_text(files: OutputFiles, spec_text: bytes, spec_name: str) -> str:
+def manifest_text(files: OutputFiles, spec_text: bytes, spec_name: str,
+                  claims: tuple[str, ...] = ()) -> str:
     manifest = {
         "generator": "modelapi-compile",
         "version": __version__,
         "spec": spec_name,
         "specSha256": sha256(spec_text),
         "files": {path: sha256(text) for path, text in files},
+        # Prune-protected claims of this build: the next build names those it drops.
+        "claims": list(claims),
     }
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def left_behind_claims(root: Path, claims: tuple[str, ...]) -> list[str]:
+    """Claims the last build in `root` owned that this build no longer has: Argo CD, Flux
+    and Helm keep them (prune protection), so someone has to delete them by hand."""
+    path = root / MANIFEST
+    try:
+        previous = json.loads(path.read_text("utf-8")).get("claims", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return sorted(set(map(str, previous)) - set(claims))
 
 
 @dataclass(frozen=True)

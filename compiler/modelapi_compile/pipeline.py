@@ -10,7 +10,7 @@ from pathlib import PurePath
 
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
-from .emit.manifests import build_objects
+from .emit.manifests import build_objects, claim_names, namespace_object
 from .resolve import gitops_plan, resolve_environments
 from .resolved import K8s, ResolvedStack
 from .validate import load_spec
@@ -25,6 +25,8 @@ class Compiled:
     # Objects per environment name ("" is the base); environments only with keep_objects.
     objects: dict[str, list[K8s]]
     gitops: dict[str, list[K8s]]  # per output file
+    # `namespace/name` of every claim the environments own (prune-protected model caches)
+    claims: tuple[str, ...] = ()
 
 
 def _quiet(stage: str) -> None:
@@ -64,15 +66,19 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         files.update(kustomize.base_files(base_objects, source))
         verifier.check(base, base_objects, {})
         objects = {"": base_objects}
+        claims: set[str] = set()
         for env in resolved:
             on_stage(f"environment {env.environment}")
             env_values = chart.environment_file(files, env)
             env_objects = build_objects(env)
+            overlay_only = [namespace_object(env)]
             files.update(kustomize.overlay_files(env.environment, env.namespace, base_objects,
-                                                 env_objects, source))
+                                                 env_objects, source, extra=overlay_only))
+            verifier.check_overlay_only(env, overlay_only)
+            claims.update(claim_names(env))
             verifier.check(env, env_objects, env_values)
             if keep_objects:
                 objects[env.environment] = env_objects
                 environments.append(env)
         verifier.finish()
-    return Compiled(files, base, tuple(environments), objects, gitops)
+    return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)))

@@ -7,7 +7,7 @@ so its pods may run as root; every other rule still holds for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 ALLOWED_VOLUME_SOURCES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
@@ -16,6 +16,29 @@ ALLOWED_ADDED_CAPABILITIES = {"NET_BIND_SERVICE"}
 ALLOWED_SECCOMP = {"RuntimeDefault", "Localhost"}
 # Rules an exempt component may break, and why (README: "Generated workloads").
 EXCEPTIONS = {"vllm": {"runAsNonRoot"}}
+
+
+def namespace_level(components: Iterable[str]) -> str:
+    """The strictest Pod Security level that pods of all these components meet."""
+    return "baseline" if any(c in EXCEPTIONS for c in components) else "restricted"
+
+
+def namespace_labels(level: str, kubernetes_version: str) -> dict[str, str]:
+    """Pod Security admission labels: enforce and warn `level`, audit restricted, pinned to
+    the target Kubernetes minor version so a cluster upgrade never tightens them."""
+    version = "v" + ".".join(kubernetes_version.split(".")[:2])
+    prefix = "pod-security.kubernetes.io"
+    return {f"{prefix}/audit": "restricted", f"{prefix}/audit-version": version,
+            f"{prefix}/enforce": level, f"{prefix}/enforce-version": version,
+            f"{prefix}/warn": level, f"{prefix}/warn-version": version}
+
+
+def level_violations(pod: dict[str, Any], level: str) -> list[str]:
+    """What Pod Security admission enforcing `level` would reject in this pod."""
+    if level == "privileged":
+        return []
+    checks = _baseline(pod) if level == "baseline" else _checks(pod)
+    return [message for _, message in checks]
 
 
 def violations(pod: dict[str, Any], component: str = "") -> list[str]:

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from . import pod_security, yamlout
 from . import workloads as w
-from . import yamlout
 from .resolved import (
     ChartValues,
     Endpoint,
@@ -110,7 +110,10 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         workloads=dict(sorted(workloads.items())),
     )
     return ResolvedStack(name=prefix, environment=env.name, namespace=env.namespace,
-                         kubernetes_version=spec.kubernetes_version, values=values)
+                         kubernetes_version=spec.kubernetes_version,
+                         pod_security_level=pod_security.namespace_level(
+                             w.component for w in workloads.values()),
+                         values=values)
 
 
 def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> ExternalSecrets:
@@ -348,6 +351,12 @@ def _url_port(url: str) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def _components(stack: ModelStack) -> list[str]:
+    """The workload components an environment runs (the `component` of its Workloads)."""
+    kinds = [api.kind for api in stack.spec.model_apis if not api.external]
+    return kinds + (["agent"] if stack.spec.agents else [])
+
+
 def gitops_plan(validated: ValidatedSpec) -> GitOpsPlan | None:
     """The GitOps side of the spec, or None when it has no `gitops` section."""
     stack = validated.stack
@@ -370,6 +379,9 @@ def gitops_plan(validated: ValidatedSpec) -> GitOpsPlan | None:
             kube_config_secret=(secret.name, secret.key) if secret else None,
             depends_on=tuple(declared.depends_on) if declared else (),
             autoscaled=autoscaled_deployments(env.stack),
+            namespace_labels=pod_security.namespace_labels(
+                pod_security.namespace_level(_components(env.stack)),
+                env.stack.spec.kubernetes_version),
         ))
     return GitOpsPlan(stack=stack.metadata.name, repo_url=gitops.repo_url,
                       revision=gitops.revision, path=root,

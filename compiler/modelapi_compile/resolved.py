@@ -183,6 +183,7 @@ class ResolvedStack(BaseModel):
     environment: str
     namespace: str
     kubernetes_version: str
+    pod_security_level: str = "restricted"  # the Pod Security level every workload meets
     values: ChartValues
 
 
@@ -196,6 +197,7 @@ class GitOpsEnvironment(BaseModel):
     kube_config_secret: tuple[str, str] | None = None
     depends_on: tuple[str, ...] = ()
     autoscaled: tuple[str, ...] = ()  # Deployment names whose replicas an autoscaler owns
+    namespace_labels: dict[str, str] = {}  # Pod Security labels for a namespace Argo CD creates
 
 
 class GitOpsPlan(BaseModel):

@@ -68,6 +68,11 @@ class Verifier:
             found += _compare(env.environment, rendered, objects, self.validated.file)
         self.problems += found
 
+    def check_overlay_only(self, env: ResolvedStack, objects: list[K8s]) -> None:
+        """Objects only the Kustomize overlay has (its Namespace): schemas only."""
+        self.problems += _schema_problems(f"environment {env.environment}", objects,
+                                          self.catalog, self.validated)
+
     def check_gitops(self, gitops: dict[str, list[K8s]]) -> None:
         for path, objects in sorted(gitops.items()):
             self.problems += _schema_problems(path, objects, self.catalog, self.validated)

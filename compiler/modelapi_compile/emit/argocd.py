@@ -49,6 +49,8 @@ def application(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
         "destination": {**_cluster(env), "namespace": env.namespace},
         "syncPolicy": _sync_policy(plan, bool(env.autoscaled)),
     }
+    if _argocd_creates_namespace(plan):
+        spec["syncPolicy"]["managedNamespaceMetadata"] = {"labels": env.namespace_labels}
     if env.autoscaled:
         spec["ignoreDifferences"] = _ignore_replicas(env.autoscaled)
     return {
@@ -70,6 +72,9 @@ def application_set(plan: GitOpsPlan) -> Obj:
         "destination": {**_templated_cluster(uses_name), "namespace": "{{.namespace}}"},
         "syncPolicy": _sync_policy(plan, autoscaled),
     }
+    if _argocd_creates_namespace(plan):
+        template_spec["syncPolicy"]["managedNamespaceMetadata"] = {
+            "labels": _templated_namespace_labels(envs[0].namespace_labels)}
     spec: Obj = {
         # Go templates with missingkey=error: a typo in a parameter fails loudly.
         "goTemplate": True,
@@ -99,8 +104,9 @@ def app_project(plan: GitOpsPlan) -> Obj:
         "sourceRepos": [plan.repo_url],
         "destinations": [{kind: value, "namespace": ns} for (kind, value), ns in destinations],
     }
-    if plan.argocd.sync_policy.create_namespace:
-        # Projects deny cluster-scoped kinds by default; CreateNamespace needs Namespace.
+    if plan.argocd.sync_policy.create_namespace or plan.argocd.source == "kustomize":
+        # Projects deny cluster-scoped kinds by default; CreateNamespace and the overlays'
+        # Namespace need it.
         spec["clusterResourceWhitelist"] = [{"group": "", "kind": "Namespace"}]
     return {
         "apiVersion": API_VERSION,
@@ -180,14 +186,30 @@ def _ignore_replicas(deployments: tuple[str, ...]) -> list[Obj]:
     ]
 
 
+def _argocd_creates_namespace(plan: GitOpsPlan) -> bool:
+    """The chart has no Namespace (the overlays have theirs): with a Helm source, Argo CD
+    creates it, with the Pod Security labels the overlays would set."""
+    return plan.argocd.source == "helm" and plan.argocd.sync_policy.create_namespace
+
+
+def _templated_namespace_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The Pod Security labels with each environment's level and version as parameters."""
+    return {key: ("{{.podSecurityVersion}}" if key.endswith("-version")
+                  else "{{.podSecurity}}" if key.endswith(("/enforce", "/warn")) else value)
+            for key, value in labels.items()}
+
+
 def _element(env: GitOpsEnvironment) -> dict[str, str]:
     """List-generator parameters: strings only, every key present for missingkey=error."""
+    labels = env.namespace_labels
     return {
         "env": env.name,
         "namespace": env.namespace,
         "server": "" if env.cluster_name is not None else env.server or IN_CLUSTER,
         "cluster": env.cluster_name or "",
         "autoscaled": ",".join(sorted(set(env.autoscaled))),
+        "podSecurity": labels.get("pod-security.kubernetes.io/enforce", ""),
+        "podSecurityVersion": labels.get("pod-security.kubernetes.io/enforce-version", ""),
     }
 
 

@@ -38,13 +38,19 @@ def base_files(objects: list[K8s], source: str) -> OutputFiles:
 
 
 def overlay_files(env: str, namespace: str, base: list[K8s], target: list[K8s],
-                  source: str) -> OutputFiles:
+                  source: str, extra: list[K8s] | None = None) -> OutputFiles:
+    """The overlay of `env`: `target` as patches over `base`, plus `extra` objects that
+    only the overlays have (the Namespace; Helm creates it with createNamespace)."""
     files = OutputFiles(keep_documents=True)  # the caller's OutputFiles decides
     root = f"overlays/{env}"
     base_by_key = {object_key(o): o for o in base}
     target_by_key = {object_key(o): o for o in target}
     resources = ["../base"]
     patches: list[K8s] = []
+    for obj in extra or []:
+        name = object_file(obj)
+        resources.append(name)
+        files.add_yaml(f"{root}/{name}", header_comment(source), obj)
     for key, obj in sorted(target_by_key.items()):
         if key not in base_by_key:
             name = object_file(obj)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ..pod_security import namespace_labels
 from ..resolved import (
     PART_OF_LABEL,
     STACK_LABEL,
@@ -23,8 +24,18 @@ from ..resolved import (
 
 MANAGED_BY = "modelapi-compile"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
-# Config, identities and volumes first, so workloads never start without them.
+# Config and identities first, so workloads never start without them. Claims are NOT early:
+# with a WaitForFirstConsumer storage class (the default on GKE, EKS and AKS) a claim stays
+# Pending until a pod mounts it, and Argo CD would never leave the claim's wave.
 EARLY_WAVE = {SYNC_WAVE: "-1"}
+# Model caches (hundreds of GB, hours to fill) and the namespace holding them survive a
+# rename or removal in the spec, an uninstall, and the deletion of the Argo CD Application
+# or the Flux Kustomization; the build summary names what is left behind.
+KEEP = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "helm.sh/resource-policy": "keep",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
 
 
 def fullname(stack: str, name: str) -> str:
@@ -155,11 +166,29 @@ def _claim(full: str, namespace: str, own_labels: dict[str, str], workload: Work
                  "resources": {"requests": {"storage": workload.persistence.size}}}
     if workload.persistence.storage_class:
         spec["storageClassName"] = workload.persistence.storage_class
-    # Keep the downloaded models when the release is uninstalled or pruned.
-    annotations = {**EARLY_WAVE, "helm.sh/resource-policy": "keep"}
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": _metadata(f"{full}-cache", namespace, own_labels, annotations),
+            "metadata": _metadata(f"{full}-cache", namespace, own_labels, dict(KEEP)),
             "spec": spec}
+
+
+def namespace_object(resolved: ResolvedStack) -> K8s:
+    """The environment's Namespace, for the Kustomize overlays (Helm and Argo CD create it
+    through createNamespace): Pod Security admission enforces the strictest level every
+    workload meets, and neither GitOps tool may prune it (that would delete the caches)."""
+    labels = {"app.kubernetes.io/managed-by": MANAGED_BY, PART_OF_LABEL: resolved.name,
+              **namespace_labels(resolved.pod_security_level, resolved.kubernetes_version)}
+    annotations = {"argocd.argoproj.io/sync-options": KEEP["argocd.argoproj.io/sync-options"],
+                   **EARLY_WAVE,
+                   "kustomize.toolkit.fluxcd.io/prune": KEEP["kustomize.toolkit.fluxcd.io/prune"]}
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": resolved.namespace, "labels": labels,
+                         "annotations": annotations}}
+
+
+def claim_names(resolved: ResolvedStack) -> list[str]:
+    """`namespace/name` of every PersistentVolumeClaim the environment's workloads own."""
+    return [f"{resolved.namespace}/{fullname(resolved.name, name)}-cache"
+            for name, workload in resolved.values.workloads.items() if workload.persistence]
 
 
 def _container(workload: Workload) -> K8s:
