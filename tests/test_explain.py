@@ -133,3 +133,15 @@ def test_autoscaling_and_pass_through_fields_are_explained() -> None:
     assert (e.value, e.layer) == ({"cloud.google.com/gke-spot": "false"}, "spec")
     e = explain(knobs, "prod", "cluster.imagePullSecrets")
     assert (e.value, e.layer) == (["regcred"], "spec")
+
+
+def test_model_sources_and_adapters_are_explained() -> None:
+    knobs = str(CASES / "valid" / "production-knobs.yaml")
+    e = explain(knobs, "prod", "modelAPIs[qwen].vllm.loraAdapters[sql-adapter].source")
+    assert (e.value, e.layer) == ("example-org/qwen-sql-lora", "spec")
+    e = explain(knobs, "prod", "modelAPIs[llama].vllm.hfHubOffline")
+    assert (e.value, e.layer) == (True, "spec")
+    e = explain(knobs, "dev", "modelAPIs[qwen].vllm.engine.maxLoraRank")
+    assert (e.value, e.layer) == (64, "spec")
+    e = explain(knobs, "prod", "modelAPIs[mistral].vllm.objectStorage.region")
+    assert (e.value, e.layer) == (None, "default")

@@ -112,3 +112,10 @@ def test_prod_scales_the_proxy_with_an_hpa(tmp_path: Path) -> None:
     assert ("HorizontalPodAutoscaler", "demo-litellm") in kinds
     assert ("HorizontalPodAutoscaler", "demo-litellm") not in {
         (o["kind"], o["metadata"]["name"]) for o in compiled.objects["dev"]}
+
+
+def test_the_vllm_block_mentions_the_production_fields() -> None:
+    text = starter_spec("demo", ["vllm"], None)
+    for field in ("autoscaling:", "pvc://", "objectStorage", "hfHubOffline", "loraAdapters"):
+        assert field in text, field
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -90,7 +90,12 @@ def _api_label(api: ModelAPI) -> str:
     if api.external:
         return f"{api.name} (external {api.external.url})"
     if api.vllm:
-        return f"{api.name} (vllm {api.vllm.served_name})"
+        text = f"vllm {api.vllm.served_name}"
+        if api.vllm.model_scheme:
+            text += f" from {api.vllm.model}"
+        if api.vllm.lora_adapters:
+            text += " + LoRA " + ", ".join(a.name for a in api.vllm.lora_adapters)
+        return f"{api.name} ({text})"
     if api.litellm and api.litellm.autoscaling:
         scaling = _replica_text(api.litellm.replicas, api.litellm.autoscaling, "HPA")
         return f"{api.name} (litellm, {scaling})"

@@ -33,6 +33,11 @@ SHAPES: dict[str, tuple[str, bool]] = {
 }
 
 
+def qualified_name(key: str) -> bool:
+    """A Kubernetes label or annotation key: [DNS subdomain/]name."""
+    return bool(_QUALIFIED_NAME.match(key))
+
+
 @cache
 def _validator(kubernetes_version: str, definition: str) -> Any:
     import jsonschema
@@ -97,7 +102,8 @@ def pod_option_problems(options: PodOptions, kind: str, at: Path, spec: StackSpe
                                     "remove it; the spec's own fields decide it")
     declared = [str(v.get("name", "")) for v in options.extra_volumes]
     for j, name in enumerate(declared):
-        if name in volume_names:
+        # model-source-<n>: one per claim a vLLM model or adapter reads (workloads.py)
+        if name in volume_names or name.startswith("model-source-"):
             yield positions.problem((*at, "extraVolumes", j, "name"),
                                     f"volume '{name}' is the compiler's own",
                                     "choose another name")

@@ -33,6 +33,7 @@ from .spec import (
     LabelSelector,
     ModelAPI,
     ModelStack,
+    Vllm,
 )
 from .validate import EnvironmentSpec, ValidatedSpec
 
@@ -128,6 +129,11 @@ def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> Exte
                 ref = (var.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
                     keys.setdefault(ref["name"], set()).add(ref["key"])
+        for volume in workload.volumes:  # Secret files with named keys (credentials files)
+            secret = volume.get("secret") or {}
+            if secret.get("secretName") and secret.get("items"):
+                keys.setdefault(secret["secretName"], set()).update(
+                    item["key"] for item in secret["items"])
     return ExternalSecrets(
         enabled=True, store_name=secrets.store.name, store_kind=secrets.store.kind,
         refresh_interval=secrets.refresh_interval, remote_key_prefix=secrets.remote_key_prefix,
@@ -336,14 +342,43 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
         for entry in api.litellm.models:
             if entry.url:
                 external_ports.add((_url_port(entry.url), False))
-    if api and (api.vllm or api.ollama):
-        external_ports.add((443, True))  # model downloads from Hugging Face / the registry
+    if api and api.ollama:
+        external_ports.add((443, True))  # model pulls from the registry
+    if api and api.vllm:
+        external_ports |= _vllm_downloads(api.vllm)
+        egress += _workload_identity_egress(api.vllm)
     for port, public_only in sorted(external_ports):
         block: K8s = {"cidr": "0.0.0.0/0"}
         if public_only:
             block["except"] = list(PRIVATE_RANGES)
         egress.append({"to": [{"ipBlock": block}], "ports": [{"port": port, "protocol": "TCP"}]})
     return NetworkRules(ingress=ingress, egress=egress)
+
+
+def _vllm_downloads(vllm: Vllm) -> set[tuple[int, bool]]:
+    """(port, public only) vLLM reaches for weights: the Hugging Face Hub or public object
+    storage over HTTPS (not when the Hub is off and the model comes from a claim), and an
+    S3-compatible endpoint, which may be in-cluster or private."""
+    ports: set[tuple[int, bool]] = set()
+    if not vllm.hf_hub_offline or vllm.model_scheme in ("s3", "gs"):
+        ports.add((443, True))
+    storage = vllm.object_storage
+    if storage and storage.endpoint:
+        ports.add((_url_port(storage.endpoint), False))
+    return ports
+
+
+# GKE workload identity: pods get tokens from the metadata server (port 80; 988 on
+# Dataplane V2), which GKE's documentation says NetworkPolicies must admit.
+_GKE_METADATA = [("169.254.169.254/32", 80), ("169.254.169.252/32", 988)]
+
+
+def _workload_identity_egress(vllm: Vllm) -> list[K8s]:
+    storage = vllm.object_storage
+    if not (storage and storage.service_account_annotations and vllm.model_scheme == "gs"):
+        return []
+    return [{"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
+            for cidr, port in _GKE_METADATA]
 
 
 def _url_port(url: str) -> int:

@@ -265,11 +265,49 @@ class Engine(Model):
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
     quantization: str | None = None
+    max_loras: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="--max-loras: adapters in one batch (vLLM default 1)")
+    max_lora_rank: Annotated[int, Field(ge=1, le=512)] | None = Field(
+        None, description="--max-lora-rank: the largest adapter rank (vLLM default 16)")
     extra_args: list[str] = Field(default_factory=list)
 
 
+MODEL_SCHEMES = ("pvc", "s3", "gs")
+
+
+class LoraAdapter(Model):
+    """A LoRA adapter vLLM serves next to its base model, under its own model name."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128,
+                               pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")] = Field(
+        description="the model name clients (LiteLLM routes, agents) send")
+    source: Annotated[str, Field(min_length=1)] = Field(
+        description="Hugging Face repo id, pvc://<claim>/<path>, or an absolute path")
+
+
+class ObjectStorage(Model):
+    """Credentials and endpoint for a model streamed from s3:// or gs://: Secret
+    references or workload identity, never values."""
+
+    endpoint: Url | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph...): AWS_ENDPOINT_URL, "
+        "path-style addressing")
+    region: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] | None = Field(
+        None, description="AWS_DEFAULT_REGION")
+    access_key_secret: SecretRef | None = Field(None, description="s3: AWS_ACCESS_KEY_ID")
+    secret_key_secret: SecretRef | None = Field(None, description="s3: AWS_SECRET_ACCESS_KEY")
+    credentials_file_secret: SecretRef | None = Field(
+        None, description="gs: a service account key file, mounted read-only and named by "
+        "GOOGLE_APPLICATION_CREDENTIALS")
+    service_account_annotations: dict[str, str] = Field(
+        default_factory=dict, description="workload identity on the pod's ServiceAccount, "
+        "e.g. eks.amazonaws.com/role-arn or iam.gke.io/gcp-service-account")
+
+
 class Vllm(PodOptions):
-    model: Annotated[str, Field(min_length=1)] = Field(description="Hugging Face model id")
+    model: Annotated[str, Field(min_length=1)] = Field(
+        description="Hugging Face model id, pvc://<claim>/<path> (an existing claim, mounted "
+        "read-only), s3://bucket/path or gs://bucket/path (streamed by vLLM's Run:ai loader)")
     served_model_name: str | None = Field(None, description="name clients send; default: model")
     image: Image = DEFAULT_VLLM_IMAGE
     cpu_image: Image = Field(DEFAULT_VLLM_CPU_IMAGE, description="image used when gpu.count is 0")
@@ -284,10 +322,24 @@ class Vllm(PodOptions):
     shm_size: Quantity = Field("2Gi", description="size limit of the /dev/shm memory volume")
     autoscaling: VllmAutoscaling | None = Field(
         None, description="KEDA on vLLM's queue; needs monitoring.prometheusURL")
+    object_storage: ObjectStorage | None = Field(
+        None, description="credentials and endpoint for an s3:// or gs:// model")
+    hf_hub_offline: bool = Field(
+        False, description="HF_HUB_OFFLINE=1: never call the Hugging Face Hub (air-gapped; "
+        "models from pvc://, object storage or a pre-filled cache)")
+    lora_adapters: list[LoraAdapter] = Field(
+        default_factory=list, description="LoRA adapters served as models of their own "
+        "(--enable-lora --lora-modules)")
 
     @property
     def served_name(self) -> str:
         return self.served_model_name or self.model
+
+    @property
+    def model_scheme(self) -> str | None:
+        """pvc, s3 or gs for a model outside the Hugging Face Hub, else None."""
+        scheme, sep, _ = self.model.partition("://")
+        return scheme if sep else None
 
 
 class OllamaCache(Cache):

@@ -111,6 +111,11 @@ def _model_apis(chosen: list[str]) -> str:
             "To follow vLLM's queue with KEDA (0 = scale to zero when idle), add",
             "`autoscaling: {minReplicas: 0, maxReplicas: 2, waitingRequests: 5}` and set",
             "spec.monitoring: {enabled: true, prometheusURL: http://<prometheus>:9090}.",
+            "Weights may also come from an existing claim (model: pvc://<claim>/<path>,",
+            "read-only) or object storage (s3://, gs:// with objectStorage); set",
+            "hfHubOffline: true on air-gapped clusters. LoRA adapters:",
+            "loraAdapters: [{name: my-adapter, source: org/repo}] serves each adapter",
+            "as a model of its own that LiteLLM routes and agents can name.",
         )))
     if "external" in chosen:
         out.append(_block(4, [_external()], (

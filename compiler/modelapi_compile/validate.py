@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .loader import Document, Positions
+from .model_sources import source_problems
 from .patch import apply_patch
 from .pod_options import SECRETISH, autoscaling_problems, pod_option_problems
 from .problems import Path, Problem, SpecError, did_you_mean
@@ -209,7 +210,8 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 def served_models(api: ModelAPI) -> list[str]:
     """The model names clients can send to this modelAPI."""
     if api.vllm:
-        return [api.vllm.served_name]
+        return list(dict.fromkeys([api.vllm.served_name,
+                                   *(a.name for a in api.vllm.lora_adapters)]))
     if api.ollama:
         return list(api.ollama.models)
     if api.external:
@@ -252,6 +254,8 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterat
         if api.litellm:
             yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
                                          positions)
+        if api.vllm:
+            yield from source_problems(api.vllm, ("spec", "modelAPIs", i, "vllm"), positions)
         workload = api.vllm or api.litellm or api.ollama
         if workload is not None:
             at_kind: Path = ("spec", "modelAPIs", i, api.kind)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .model_sources import MOUNT_ROOT, claims, local_source
 from .resolved import Autoscaler, ConfigFile, K8s, NetworkRules, Persistence, Probes, Workload
 from .spec import (
     Agent,
@@ -35,6 +36,8 @@ SECCOMP = {"type": "RuntimeDefault"}
 # vLLM's gauge of requests queued for a slot, per server (KEDA divides by replicas).
 VLLM_QUEUE_METRIC = "vllm:num_requests_waiting"
 SPREAD_KEY = "kubernetes.io/hostname"
+RUNAI_STREAMER = "runai_streamer"  # vLLM's --load-format for s3:// and gs:// models
+CREDENTIALS_DIR = "/var/run/secrets/model-storage"
 
 # What the builders below set themselves: the spec's env and extraVolumes may not reuse these
 # names (a duplicate env name makes server-side apply fail; a duplicate volume, the pod).
@@ -50,8 +53,7 @@ COMPILER_ENV: dict[str, frozenset[str]] = {
 }
 COMPILER_VOLUMES: dict[str, frozenset[str]] = {
     "agent": frozenset({"tmp"}),
-    "vllm": frozenset({"model-cache", "dshm", "model-source", "lora-adapters",
-                       "object-store-credentials"}),
+    "vllm": frozenset({"model-cache", "dshm", "model-source", "object-store-credentials"}),
     "litellm": frozenset({"config", "tmp", "cache", "npm"}),
     "ollama": frozenset({"data", "tmp", "puller-tmp"}),
 }
@@ -190,7 +192,10 @@ def agent_workload(agent: Agent, endpoint_env: list[K8s], cluster: Cluster,
 def vllm_args(vllm: Vllm) -> list[str]:
     """`vllm serve` arguments: the model first, then flags, then extraArgs verbatim."""
     engine = vllm.engine
-    args = [vllm.model, "--served-model-name", vllm.served_name, "--port", str(VLLM_PORT)]
+    args = [local_source(vllm.model), "--served-model-name", vllm.served_name,
+            "--port", str(VLLM_PORT)]
+    if vllm.model_scheme in ("s3", "gs"):
+        args += ["--load-format", RUNAI_STREAMER]
     if vllm.gpu.count > 1:
         args += ["--tensor-parallel-size", str(vllm.gpu.count)]
     if engine.max_model_len is not None:
@@ -200,7 +205,58 @@ def vllm_args(vllm: Vllm) -> list[str]:
         args += ["--gpu-memory-utilization", _number(engine.gpu_memory_utilization)]
     if engine.quantization:
         args += ["--quantization", engine.quantization]
+    if vllm.lora_adapters:
+        args += ["--enable-lora", "--lora-modules",
+                 *(f"{a.name}={local_source(a.source)}" for a in vllm.lora_adapters)]
+        if engine.max_loras is not None:
+            args += ["--max-loras", str(engine.max_loras)]
+        if engine.max_lora_rank is not None:
+            args += ["--max-lora-rank", str(engine.max_lora_rank)]
     return args + list(engine.extra_args)
+
+
+def model_source_volumes(vllm: Vllm) -> tuple[list[K8s], list[K8s]]:
+    """Each claim the model or an adapter reads, mounted read-only under MOUNT_ROOT."""
+    volumes, mounts = [], []
+    for index, claim in enumerate(claims(vllm)):
+        name = f"model-source-{index}"
+        volumes.append({"name": name,
+                        "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append({"name": name, "mountPath": f"{MOUNT_ROOT}/{claim}", "readOnly": True})
+    return volumes, mounts
+
+
+def object_storage_env(vllm: Vllm) -> tuple[list[K8s], list[K8s], list[K8s]]:
+    """Environment, volumes and mounts for the Run:ai streamer's credentials: Secret
+    references only (or none, for workload identity)."""
+    storage = vllm.object_storage
+    if storage is None:
+        return [], [], []
+    env: list[K8s] = []
+    volumes: list[K8s] = []
+    mounts: list[K8s] = []
+    if storage.access_key_secret and storage.secret_key_secret:
+        env.append(secret_env("AWS_ACCESS_KEY_ID", (storage.access_key_secret.name,
+                                                    storage.access_key_secret.key)))
+        env.append(secret_env("AWS_SECRET_ACCESS_KEY", (storage.secret_key_secret.name,
+                                                        storage.secret_key_secret.key)))
+        # Keys are given: never fall back to the node's instance role.
+        env.append({"name": "AWS_EC2_METADATA_DISABLED", "value": "true"})
+    if storage.endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": storage.endpoint})
+        # S3-compatible stores address buckets by path, not by virtual host.
+        env.append({"name": "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING", "value": "0"})
+    if storage.region:
+        env.append({"name": "AWS_DEFAULT_REGION", "value": storage.region})
+    if storage.credentials_file_secret:
+        secret = storage.credentials_file_secret
+        volumes.append({"name": "object-store-credentials", "secret": {
+            "secretName": secret.name, "items": [{"key": secret.key, "path": secret.key}]}})
+        mounts.append({"name": "object-store-credentials", "mountPath": CREDENTIALS_DIR,
+                       "readOnly": True})
+        env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS",
+                    "value": f"{CREDENTIALS_DIR}/{secret.key}"})
+    return env, volumes, mounts
 
 
 def _number(value: float) -> str:
@@ -215,11 +271,16 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
                                                    "/models", cluster)
     shm, shm_mount = empty_dir("dshm", "/dev/shm", memory=True, size=str(vllm.shm_size))
     env: list[K8s] = [{"name": "HF_HOME", "value": "/models/huggingface"}]
+    if vllm.hf_hub_offline:
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     if vllm.hf_token_secret:
         env.append(secret_env("HF_TOKEN", (vllm.hf_token_secret.name, vllm.hf_token_secret.key)))
     if vllm.api_key_secret:
         env.append(secret_env("VLLM_API_KEY", (vllm.api_key_secret.name,
                                                vllm.api_key_secret.key)))
+    storage_env, storage_volumes, storage_mounts = object_storage_env(vllm)
+    env += storage_env
+    source_volumes, source_mounts = model_source_volumes(vllm)
     startup_period = 10
     health = "/health"
     single_writer = persistence is not None and vllm.cache.access_mode != "ReadWriteMany"
@@ -247,12 +308,15 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
         # capabilities, RuntimeDefault seccomp, but the image's user.
         pod_security_context={"seccompProfile": SECCOMP},
         security_context=restricted_container(read_only_root=False),
-        volumes=[cache, shm],
-        volume_mounts=[cache_mount, shm_mount],
+        volumes=[cache, shm, *source_volumes, *storage_volumes],
+        volume_mounts=[cache_mount, shm_mount, *source_mounts, *storage_mounts],
         termination_grace_period_seconds=60,
         persistence=persistence,
         metrics_path="/metrics" if metrics else None,
         network=network,
+        service_account_annotations=dict(sorted(
+            (vllm.object_storage.service_account_annotations if vllm.object_storage
+             else {}).items())),
     )
 
 
