@@ -130,6 +130,6 @@ def test_autoscaled_workloads_show_their_replica_range() -> None:
     assert 'e1_agent0(["agent helper (3-10 replicas by HPA)"])' in text
     assert 'e1_api0 -->|"1-4 replicas by KEDA"| e1_gpu0' in text
     assert 'e1_api1 -->|"0-2 replicas by KEDA"| e1_gpu1' in text  # scales to zero
-    assert 'e1_api3["gateway (litellm, 2-6 replicas by HPA)"]' in text
+    assert 'e1_api6["gateway (litellm, 2-6 replicas by HPA)"]' in text
     dev = graph_text(_spec(CASES / "valid" / "production-knobs.yaml"), "dev", "mermaid")
-    assert 'e0_api3["gateway (litellm)"]' in dev  # dev turns the HPA off
+    assert 'e0_api6["gateway (litellm)"]' in dev  # dev turns the HPA off
