@@ -4,9 +4,15 @@ refusals that protect files, and editor support that resolves offline."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import click
 import jsonschema
 import yaml
 from click.testing import CliRunner
@@ -52,3 +58,380 @@ def test_a_foreign_file_named_like_the_schema_is_left_alone(tmp_path: Path) -> N
     assert result.exit_code == 0
     assert foreign.read_text() == '{"mine": true}\n'
     assert "left alone" in result.output
+
+
+# --- 1: another stack's build is never lost silently; summaries count what changed ------------
+
+
+def _init(tmp_path: Path, name: str, *extra: str) -> Path:
+    spec = tmp_path / f"{name}.yaml"
+    result = CliRunner().invoke(cli, ["init", "-o", str(spec), "--name", name, *extra])
+    assert result.exit_code == 0, result.output
+    return spec
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _build(spec: Path | str, out: Path, *extra: str) -> Any:
+    return CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out), "--no-helm",
+                                    *extra])
+
+
+def test_building_another_stack_into_an_owned_folder_is_refused_naming_both(
+        tmp_path: Path) -> None:
+    out = tmp_path / "gitrepo"
+    assert _build(EXAMPLE, out).exit_code == 0
+    before = _files(out)
+    other = _init(tmp_path, "shop", "--gitops", "flux")
+    refused = _build(other, out)
+    assert refused.exit_code == 1
+    assert "stack 'agentic' from agentic.yaml" in refused.output
+    assert "stack 'shop' from shop.yaml" in refused.output and "--force" in refused.output
+    assert _files(out) == before  # nothing touched
+    forced = _build(other, out, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "replaced (--force)" in forced.output
+    assert not (out / "charts" / "agentic").exists() and (out / "charts" / "shop").is_dir()
+
+
+def test_the_same_stack_from_another_spec_file_is_refused_too(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build(EXAMPLE, out).exit_code == 0
+    copy = tmp_path / "copy-of-agentic.yaml"
+    copy.write_text(Path(EXAMPLE).read_text())
+    refused = _build(copy, out)
+    assert refused.exit_code == 1 and "agentic.yaml" in refused.output
+    assert "copy-of-agentic.yaml" in refused.output
+
+
+def test_every_summary_says_files_added_changed_and_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = _build(EXAMPLE, out)
+    total = len(_files(out))
+    assert first.output.strip() == (f"wrote {out}: {total} files; {total} added, 0 changed, "
+                                    "0 removed")
+    spec = tmp_path / "agentic.yaml"
+    text = Path(EXAMPLE).read_text()
+    start, end = text.index("    - name: tinyllama-agent"), text.index("  environments:")
+    spec.write_text(text[:start] + text[end:])  # one agent fewer
+    second = _build(spec, out)
+    summary = re.fullmatch(r"wrote \S+: (\d+) files; 0 added, (\d+) changed, (\d+) removed\n",
+                           second.output)
+    assert summary, second.output
+    assert int(summary[1]) == len(_files(out)) and int(summary[2]) > 0 and int(summary[3]) > 2
+    again = _build(spec, out)
+    assert again.output.endswith("; 0 added, 0 changed, 0 removed\n")
+
+
+# --- 2: import never overwrites silently ------------------------------------------------------
+
+
+def test_import_refuses_an_existing_file_unless_forced(tmp_path: Path) -> None:
+    target = tmp_path / "stack.yaml"
+    target.write_text("mine\n")
+    args = ["import", str(IMPORT / "litellm-config.yaml"), "-o", str(target)]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and str(target) in refused.output
+    assert "--force" in refused.output and target.read_text() == "mine\n"
+    forced = CliRunner().invoke(cli, [*args, "--force"])
+    assert forced.exit_code == 0 and target.read_text().startswith("# yaml-language-server")
+
+
+# --- 3: user mistakes are never called bugs ---------------------------------------------------
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    """Inputs a user gets wrong. Tests run as root here, for whom chmod 000 does not make a
+    file unreadable; /proc/self/mem is a file every process fails to read at offset 0
+    (EIO), so the unreadable case is a real read error for root and others alike; a
+    chmod-000 file is added when not root."""
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    inputs = {"missing": tmp_path / "missing.yaml", "directory": tmp_path / "folder",
+              "empty": tmp_path / "empty.yaml", "unreadable": Path("/proc/self/mem"),
+              "not UTF-8": tmp_path / "latin1.yaml",
+              "under a file": tmp_path / "empty.yaml" / "spec.yaml"}
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.yaml"
+        locked.write_text("apiVersion: x\n")
+        locked.chmod(0)
+        inputs["permission denied"] = locked
+    return inputs
+
+
+INPUT_COMMANDS: dict[str, Any] = {
+    "validate": lambda f, o: ["validate", "-f", f],
+    "build": lambda f, o: ["build", "-f", f, "-o", o, "--no-helm"],
+    "build --check": lambda f, o: ["build", "-f", f, "-o", o, "--no-helm", "--check"],
+    "diff": lambda f, o: ["diff", "-f", f, "-o", o, "--no-helm"],
+    "template": lambda f, o: ["template", "-f", f, "--env", "dev"],
+    "validate-manifests": lambda f, o: ["validate-manifests", f],
+    "compose": lambda f, o: ["compose", "-f", f, "--env", "dev"],
+    "graph": lambda f, o: ["graph", "-f", f],
+    "explain": lambda f, o: ["explain", "-f", f, "--env", "dev", "spec.namespace"],
+    "import": lambda f, o: ["import", f, "-o", o + ".yaml"],
+}
+OUTPUT_COMMANDS: dict[str, Any] = {
+    "build -o": lambda o: ["build", "-f", EXAMPLE, "-o", o, "--no-helm"],
+    "init -o": lambda o: ["init", "-o", o],
+    "compose -o": lambda o: ["compose", "-f", EXAMPLE, "--env", "dev", "-o", o],
+    "import -o": lambda o: ["import", str(IMPORT / "litellm-config.yaml"), "-o", o],
+}
+
+
+def test_no_subcommand_exits_3_on_missing_unreadable_folder_or_empty_input(
+        tmp_path: Path) -> None:
+    inputs = _bad_inputs(tmp_path)
+    seen = set()
+    for command, make in INPUT_COMMANDS.items():
+        seen.add(make("f", "o")[0])
+        for kind, path in inputs.items():
+            if command == "validate-manifests" and kind in ("directory", "empty"):
+                expected = {0}  # no manifests in an empty folder or file: kubeconform's 0
+            else:
+                expected = {1}
+            result = CliRunner().invoke(cli, make(str(path), str(tmp_path / "out")))
+            where = f"{command} with a {kind} input"
+            assert result.exit_code in expected, f"{where}: {result.output}"
+            assert "internal error" not in result.output and "Traceback" not in result.output
+            if result.exit_code == 1 and kind != "not UTF-8":
+                assert str(path) in result.output, f"{where} does not name the path"
+    for command, make in OUTPUT_COMMANDS.items():
+        seen.add(make("o")[0])
+        for kind in ("under a file", "directory"):
+            target = str(inputs[kind] if kind == "under a file" else tmp_path / "folder")
+            if command == "build -o" and kind == "directory":
+                continue  # a folder is what build writes into
+            result = CliRunner().invoke(cli, make(target))
+            assert result.exit_code in (1, 2), f"{command} into {kind}: {result.output}"
+    for command in ("schema", "completion"):
+        seen.add(command)
+        assert CliRunner().invoke(cli, [command, "--no-such-flag"]).exit_code == 2
+    assert seen == set(cli.commands)  # every subcommand was tried
+
+
+def test_a_bad_option_value_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["validate-manifests", "overlays",
+                                      "--kubernetes-version", "latest"])
+    assert result.exit_code == 2, result.output
+    assert "'latest' is not a Kubernetes version" in result.output
+    assert "internal error" not in result.output
+
+
+def test_debug_works_after_the_subcommand(monkeypatch: Any) -> None:
+    import modelapi_compile.validate as validate_module
+
+    def broken(path: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(validate_module, "load_spec", broken)
+    quiet = CliRunner().invoke(cli, ["validate", "-f", EXAMPLE])
+    assert quiet.exit_code == 3 and "Traceback" not in quiet.output
+    for args in (["--debug", "validate", "-f", EXAMPLE], ["validate", "-f", EXAMPLE, "--debug"]):
+        loud = CliRunner().invoke(cli, args)
+        assert loud.exit_code == 3 and "Traceback" in loud.output, args
+
+
+# --- 5: Ctrl-C --------------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_the_write_exits_130_and_the_next_check_completes_it(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build(EXAMPLE, out).exit_code == 0
+    spec = tmp_path / "agentic.yaml"
+    spec.write_text(Path(EXAMPLE).read_text().replace("replicas: 3", "replicas: 4"))
+    command = [sys.executable, "-m", "modelapi_compile", "build", "-f", str(spec), "-o",
+               str(out), "--no-helm"]
+    env = {**os.environ, "MODELAPI_COMPILE_TRACE_WRITES": "1"}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True,
+                               stdout=subprocess.DEVNULL)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("modelapi-compile: step move"):
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    assert process.wait() == 130
+    assert f"interrupted while writing {out}" in rest
+    assert "the next `build`, `build --check` or `diff`" in rest and "Aborted" not in rest
+    check = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out), "--no-helm",
+                                     "--check"])
+    assert check.exit_code == 0, check.output  # the interrupted switch was completed
+
+
+def test_build_help_says_check_completes_an_interrupted_write() -> None:
+    text = " ".join(CliRunner().invoke(cli, ["build", "--help"]).output.split())
+    assert "writes nothing" not in text and "write nothing" not in text
+    assert "completes a write an interrupted build left" in text
+
+
+# --- 7: JSON results and GitHub annotations ---------------------------------------------------
+
+
+def test_build_check_diff_init_and_import_give_json_results(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    built = json.loads(_build(EXAMPLE, out, "--format", "json").output)
+    assert built["command"] == "build" and built["changed"] == built["removed"] == []
+    assert "charts/agentic/values.yaml" in built["added"] and built["warnings"] == []
+    assert built["files"] == len(_files(out))
+    values = out / "charts" / "agentic" / "values-prod.yaml"
+    values.write_text(values.read_text() + "# drift\n")
+    check = _build(EXAMPLE, out, "--check", "--format", "json")
+    assert check.exit_code == 1
+    result = json.loads(check.stdout)
+    assert result["drift"] is True and result["changed"] == ["charts/agentic/values-prod.yaml"]
+    diff = json.loads(CliRunner().invoke(cli, ["diff", "-f", EXAMPLE, "-o", str(out),
+                                               "--no-helm", "--format", "json"]).output)
+    assert diff["changed"] == ["charts/agentic/values-prod.yaml"] and diff["added"] == []
+    spec = tmp_path / "s.yaml"
+    init = json.loads(CliRunner().invoke(cli, ["init", "-o", str(spec), "--format",
+                                               "json"]).output)
+    assert init["written"] == str(spec) and init["added"] == [str(spec)]
+    assert init["next"].endswith("-o deploy/agentic")
+    imported = CliRunner().invoke(cli, ["import", str(IMPORT / "litellm-config.yaml"), "-o",
+                                        str(tmp_path / "i.yaml"), "--output", "json"])
+    notes = json.loads(imported.output)["notes"]
+    assert any("litellm_settings" in note for note in notes)
+
+
+def test_check_output_github_annotates_each_drifted_file(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build(EXAMPLE, out).exit_code == 0
+    values = out / "charts" / "agentic" / "values-prod.yaml"
+    values.write_text(values.read_text() + "# drift\n")
+    (out / "overlays" / "base" / "service-agentic-ollama.yaml").unlink()
+    result = _build(EXAMPLE, out, "--check", "--output", "github")
+    assert result.exit_code == 1
+    annotations = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    assert len(annotations) == 2
+    assert any(f"file={values}," in a and "differs from the spec" in a for a in annotations)
+    assert any("service-agentic-ollama.yaml is missing" in a for a in annotations)
+
+
+# --- 12: small but visible --------------------------------------------------------------------
+
+
+def test_counts_are_pluralised(tmp_path: Path) -> None:
+    spec = _init(tmp_path, "solo", "--backends", "ollama")
+    text = spec.read_text()
+    spec.write_text(text[:text.index("  environments:")] if "  environments:" in text else text)
+    result = CliRunner().invoke(cli, ["validate", "-f", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "(1 modelAPI, 1 agent; environment: default)" in result.output
+
+
+def test_every_option_and_command_has_a_whole_help_text() -> None:
+    for name, command in cli.commands.items():
+        short = command.get_short_help_str(limit=200)
+        assert short and not short.endswith(("...", "e.g.", "e.g")), name
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                assert param.help, f"{name} {param.opts[0]} has no help"
+
+
+def test_env_is_optional_when_the_spec_has_one_environment(tmp_path: Path) -> None:
+    spec = _init(tmp_path, "solo", "--backends", "ollama")
+    text = spec.read_text()
+    spec.write_text(text[:text.index("  environments:")])
+    for args in (["template", "-f", str(spec)], ["compose", "-f", str(spec)],
+                 ["explain", "-f", str(spec), "spec.namespace"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output)
+    several = CliRunner().invoke(cli, ["template", "-f", EXAMPLE])
+    assert several.exit_code == 2 and "dev, prod" in several.output
+
+
+def test_progress_shows_the_stage_in_progress_once_half_a_second_passed() -> None:
+    import io
+
+    from modelapi_compile.cli import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    timers: list[tuple[float, Any]] = []
+
+    class Timer:
+        def __init__(self, delay: float, action: Any) -> None:
+            timers.append((delay, action))
+
+        def cancel(self) -> None:
+            pass
+
+    terminal = Terminal()
+    progress = Progress(terminal, timer=Timer)
+    progress("load and validate")  # a long first stage: nothing else would show it
+    assert terminal.getvalue() == ""
+    ((delay, fire),) = timers
+    assert delay == 0.5
+    fire()
+    assert terminal.getvalue().endswith("modelapi-compile: load and validate...")
+    progress.done()
+    fire()  # a late timer after the build is done writes nothing
+    assert terminal.getvalue().endswith("\r\033[K")
+
+
+# --- 6: interactive init ----------------------------------------------------------------------
+
+
+def test_interactive_init_re_asks_each_bad_answer_and_suggests_the_gitops_path(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import modelapi_compile.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_interactive", lambda: True)
+    monkeypatch.chdir(tmp_path)  # the GitOps repository's root
+    answers = "Bad Name\nshop\ntgi,ollama\nollama,litellm\nflux\n"
+    result = CliRunner().invoke(cli, ["init", "-o", "stack.yaml"], input=answers)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Stack name") == 2 and "'Bad Name' must be" in result.output
+    assert result.output.count("Backends") == 2 and "unknown: tgi" in result.output
+    spec = yaml.safe_load((tmp_path / "stack.yaml").read_text())
+    assert spec["metadata"]["name"] == "shop"
+    suggested = result.output.strip().splitlines()[-1].split("next: ")[1]
+    assert suggested == f"modelapi-compile build -f stack.yaml -o {spec['spec']['gitops']['path']}"
+    built = CliRunner().invoke(cli, [*suggested.split()[1:], "--no-helm"])
+    assert built.exit_code == 0, built.output
+    out = tmp_path / spec["spec"]["gitops"]["path"]
+    flux_paths = [document["spec"]["path"]
+                  for flux_file in (out / "gitops" / "flux").glob("shop-*.yaml")
+                  for document in yaml.safe_load_all(flux_file.read_text())
+                  if document and document["kind"] == "Kustomization"]
+    assert len(flux_paths) == 2  # dev and prod point at overlays the build wrote
+    assert all((tmp_path / path / "kustomization.yaml").is_file() for path in flux_paths)
+
+
+# --- 10: diff --semantic ----------------------------------------------------------------------
+
+
+def test_semantic_diff_shows_differing_list_items_and_keeps_bookkeeping_out(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build(EXAMPLE, out).exit_code == 0
+    same = CliRunner().invoke(cli, ["diff", "-f", EXAMPLE, "-o", str(out), "--no-helm",
+                                    "--semantic"])
+    assert same.exit_code == 0 and same.output.startswith("No changes")
+    spec = tmp_path / "agentic.yaml"
+    text = Path(EXAMPLE).read_text()
+    start, end = text.index("    - name: tinyllama-agent"), text.index("  environments:")
+    text = (text[:start] + text[end:]).replace("value: info", "value: warning")
+    spec.write_text(text.replace("maxModelLen: 2048", "maxModelLen: 4096"))
+    args = ["diff", "-f", str(spec), "-o", str(out), "--no-helm", "--semantic"]
+    lines = CliRunner().invoke(cli, args).output.splitlines()
+    # a long list shows the item that went, whole, instead of two equal-looking cut lists
+    assert '    resources: - "deployment-agentic-tinyllama-agent.yaml"' in lines
+    assert not any(line.endswith("...") for line in lines)
+    # named items are matched by name and compared field by field
+    assert ('    spec.template.spec.containers[agent].env[LOG_LEVEL].value: '
+            '"info" -> "warning"') in lines
+    assert any(line.endswith(': - "2048"') for line in lines)
+    assert any(line.endswith(': + "4096"') for line in lines)
+    assert not any(".modelapi-compile.json" in line or "README.md" in line for line in lines)
+    everything = CliRunner().invoke(cli, [*args, "--bookkeeping"]).output
+    assert "~ .modelapi-compile.json (text)" in everything
+    assert "~ charts/agentic/README.md (text)" in everything

@@ -48,7 +48,7 @@ def test_init_without_a_terminal_writes_a_spec_that_builds(tmp_path: Path) -> No
                                      "--no-helm"])
     assert built.exit_code == 0, built.output
     again = CliRunner().invoke(cli, ["init", "-o", str(spec)])
-    assert again.exit_code == 2 and "--force" in again.output
+    assert again.exit_code == 1 and "--force" in again.output  # refused, file untouched
 
 
 def test_init_rejects_an_unknown_backend(tmp_path: Path) -> None:

@@ -20,7 +20,12 @@ from . import __version__
 from .problems import Problem, SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_INVALID, EXIT_INTERNAL = 1, 3
+EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def plural(count: int, word: str, many: str = "") -> str:
+    """`1 agent`, `2 agents`, `2 modelAPIs`."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 def _report(error: SpecError, output: str) -> None:
@@ -33,8 +38,7 @@ def _report(error: SpecError, output: str) -> None:
     else:
         for problem in error.problems:
             click.echo(problem.render(), err=True)
-        count = len(error.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
+        click.echo(f"{plural(len(error.problems), 'problem')} found", err=True)
 
 
 def _github_annotation(problem: Problem) -> str:
@@ -59,15 +63,21 @@ def _guarded(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         context = click.get_current_context()
-        debug = bool(context.find_root().params.get("debug"))
         try:
             return func(*args, **kwargs)
         except SpecError as error:
-            _report(error, kwargs.get("output", "text"))
+            _report(error, kwargs.get("report_format", "text"))
             sys.exit(EXIT_INVALID)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
+        except OSError as error:  # the machine, not the spec: a path that cannot be used
+            where = error.filename or ""
+            problem = Problem(str(where), 0, 0, "", f"cannot use this path: "
+                              f"{error.strerror or error}")
+            _report(SpecError([problem]), kwargs.get("report_format", "text"))
+            sys.exit(EXIT_INVALID)
         except Exception as error:  # a bug: say so in one line
+            debug = bool(context.meta.get("debug") or context.find_root().params.get("debug"))
             if debug:
                 traceback.print_exc()
             click.echo(f"modelapi-compile: internal error: {type(error).__name__}: {error}. "
@@ -80,11 +90,14 @@ def _guarded(func: F) -> F:
 
 class Progress:
     """Stage names on one terminal line for builds that take more than a moment; nothing
-    when stderr is not a terminal or the build is quick."""
+    when stderr is not a terminal or the build is quick. A timer shows the stage in progress
+    once DELAY has passed, even when that stage is a long one."""
 
     DELAY = 0.5  # seconds before anything is shown
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: Any = None, *, timer: Callable[[float, Callable[[], None]],
+                                                             Any] | None = None) -> None:
+        import threading
         import time
 
         self.stream = stream or sys.stderr
@@ -92,17 +105,44 @@ class Progress:
         self.started = time.monotonic()
         self.clock = time.monotonic
         self.shown = False
+        self.stage = ""
+        self.finished = False
+        self._lock = threading.Lock()
+        self._timer = None
+        if self.enabled:
+            start = timer or _daemon_timer
+            self._timer = start(self.DELAY, self._show_current)
 
     def __call__(self, stage: str) -> None:
+        self.stage = stage
         if self.enabled and self.clock() - self.started >= self.DELAY:
-            self.stream.write(f"\r\033[Kmodelapi-compile: {stage}...")
+            self._show_current()
+
+    def _show_current(self) -> None:
+        with self._lock:
+            if self.finished or not self.stage:
+                return
+            self.stream.write(f"\r\033[Kmodelapi-compile: {self.stage}...")
             self.stream.flush()
             self.shown = True
 
     def done(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        with self._lock:
+            self.finished = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self.shown:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+
+
+def _daemon_timer(delay: float, action: Callable[[], None]) -> Any:
+    import threading
+
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _use_colour() -> bool:
@@ -112,14 +152,70 @@ def _use_colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _interrupted(command: str | None) -> None:
+    from .output import WRITING
+
+    click.echo("", err=True)
+    message = "modelapi-compile: interrupted"
+    if WRITING:
+        message += (f" while writing {WRITING[-1]}; the next `build`, `build --check` or "
+                    "`diff` of that folder completes the write or rolls it back")
+    elif command == "build":
+        message += "; nothing was written"
+    click.echo(message, err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+class _Cli(click.Group):
+    """Ctrl-C is exit 130 with a word on what it left behind, not click's 'Aborted!' (1)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        command = next((a for a in argv if a in self.commands), None)
+        try:
+            result = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.exceptions.Abort as error:
+            if isinstance(error.__cause__ or error.__context__, KeyboardInterrupt):
+                _interrupted(command)
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_INVALID)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+FORMATS = ["text", "json", "github"]
+
+
+def _format_option(choices: list[str], what: str) -> Callable[[F], F]:
+    return click.option(
+        "--format", "--output", "report_format", type=click.Choice(choices), default="text",
+        show_default=True, help=f"how to report {what} (--output is the old name; github: "
+        "workflow annotations)")
+
+
 SPEC_OPTION = click.option("-f", "--file", "spec", required=True, metavar="SPEC",
                            help="the stack spec (YAML); - for stdin")
-OUTPUT_OPTION = click.option("--output", type=click.Choice(["text", "json", "github"]),
-                             default="text", show_default=True,
-                             help="how to report problems (github: workflow annotations)")
+ENV_OPTION = click.option("--env", "environment", metavar="ENV",
+                          help="environment name (optional when the spec has only one)")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _set_debug(context: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        context.meta["debug"] = True
+
+
+DEBUG_OPTION = click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True,
+                            callback=_set_debug,
+                            help="show tracebacks of internal errors")
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="modelapi-compile")
 @click.option("--debug", is_flag=True, help="show tracebacks of internal errors")
 def cli(debug: bool) -> None:
@@ -128,31 +224,52 @@ def cli(debug: bool) -> None:
 
 @cli.command()
 @SPEC_OPTION
-@OUTPUT_OPTION
+@_format_option(FORMATS, "the result")
 @_guarded
-def validate(spec: str, output: str) -> None:
+def validate(spec: str, report_format: str) -> None:
     """Check the spec alone; exit 0 when valid, 1 when not."""
     from .validate import load_spec
 
     validated = load_spec(spec)
-    if output == "json":
-        click.echo(json.dumps({"valid": True, "problems": []}, indent=2))
+    apis, agents = validated.stack.spec.model_apis, validated.stack.spec.agents
+    envs = [e.name for e in validated.environments]
+    if report_format == "json":
+        click.echo(json.dumps({"valid": True, "problems": [], "modelAPIs": len(apis),
+                               "agents": len(agents), "environments": envs}, indent=2))
     else:
-        envs = ", ".join(e.name for e in validated.environments)
-        click.echo(f"{spec}: valid ({len(validated.stack.spec.model_apis)} modelAPIs, "
-                   f"{len(validated.stack.spec.agents)} agents; environments: {envs})")
+        click.echo(f"{spec}: valid ({plural(len(apis), 'modelAPI')}, "
+                   f"{plural(len(agents), 'agent')}; "
+                   f"{'environment' if len(envs) == 1 else 'environments'}: {', '.join(envs)})")
+
+
+def _counts(changes: list[Any]) -> dict[str, list[str]]:
+    """Paths added, changed and removed (the build manifest is one of the files)."""
+    result: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
+    for change in changes:
+        kind = "added" if change.old is None else "removed" if change.new is None else "changed"
+        result[kind].append(change.path)
+    return result
+
+
+def _count_text(counts: dict[str, list[str]]) -> str:
+    return ", ".join(f"{len(paths)} {kind}" for kind, paths in counts.items())
 
 
 @cli.command()
 @SPEC_OPTION
 @click.option("-o", "--output-dir", "out", required=True, type=click.Path(file_okay=False),
-              help="folder to write (the GitOps repo path)")
-@click.option("--check", is_flag=True, help="write nothing; exit 1 with a diff if DIR is stale")
-@click.option("--force", is_flag=True, help="overwrite hand-edited or foreign files")
+              metavar="DIR", help="folder to write: the spec's gitops.path in the GitOps repo")
+@click.option("--check", is_flag=True,
+              help="compare instead of writing: exit 1 with a diff when DIR is stale; like "
+                   "every build, it first completes a write an interrupted build left")
+@click.option("--force", is_flag=True,
+              help="overwrite hand-edited generated files, foreign files in the way, and "
+                   "another stack's build")
 @click.option("--no-helm", is_flag=True, help="skip the Helm render check even if Helm exists")
-@OUTPUT_OPTION
+@_format_option(FORMATS, "problems and the result")
 @_guarded
-def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: str) -> None:
+def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
+          report_format: str) -> None:
     """Compile SPEC and write (or, with --check, compare) the output folder."""
     from . import output as writer
     from .diffing import unified_diff
@@ -166,64 +283,146 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool, output: 
         progress.done()
     root = Path(out)
     spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
-    manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name,
+    stack = compiled.base.name
+    manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name, stack,
                                     compiled.claims)
     left_behind = writer.left_behind_claims(root, compiled.claims)
     changes = writer.plan_changes(root, compiled.files, manifest)
+    counts = _counts(changes)
+    drift = bool(changes)
+    files = len(compiled.files) + 1  # and the build manifest
+    result = {"command": "build --check" if check else "build", "spec": spec,
+              "outputDir": out, "files": files, **counts, "warnings": []}
     if check:
-        if changes:
+        rerun = f"modelapi-compile build -f {spec} -o {out}"
+        if report_format == "json":
+            click.echo(json.dumps({**result, "drift": drift}, indent=2))
+        elif report_format == "github":
+            for change in changes:
+                click.echo(_drift_annotation(root, change, rerun))
+        elif drift:
             click.echo(unified_diff(changes, colour=_use_colour()), nl=False)
-            click.echo(f"{out} is out of date: {len(changes)} file(s) differ; "
-                       f"run: modelapi-compile build -f {spec} -o {out}", err=True)
+        if drift:
+            verb = "differs" if len(changes) == 1 else "differ"
+            click.echo(f"{out} is out of date: {plural(len(changes), 'file')} {verb} "
+                       f"({_count_text(counts)}); run: {rerun}", err=True)
             sys.exit(EXIT_INVALID)
-        click.echo(f"{out} is up to date ({len(compiled.files)} files)")
+        if report_format != "json":
+            click.echo(f"{out} is up to date ({plural(files, 'file')})")
         return
-    writer.check_ownership(root, compiled.files, force=force)
+    warnings = writer.check_ownership(root, compiled.files, force=force, stack=stack,
+                                      spec_name=Path(spec).name)
     writer.apply_changes(root, changes)
-    click.echo(f"wrote {out}: {len(compiled.files)} files, {len(changes)} changed")
-    for claim in left_behind:
-        click.echo(f"left behind: PersistentVolumeClaim {claim} is no longer in the spec; "
-                   "Argo CD, Flux and Helm keep model caches, delete it by hand when unneeded")
+    kept = [f"left behind: PersistentVolumeClaim {claim} is no longer in the spec; Argo CD, "
+            "Flux and Helm keep model caches, delete it by hand when unneeded"
+            for claim in left_behind]
+    if report_format == "json":
+        click.echo(json.dumps({**result, "warnings": warnings + kept}, indent=2))
+        return
+    for warning in warnings:
+        click.echo(f"modelapi-compile: warning: {warning}", err=True)
+    click.echo(f"wrote {out}: {plural(files, 'file')}; {_count_text(counts)}")
+    for line in kept:
+        click.echo(line)
+
+
+def _drift_annotation(root: Path, change: Any, rerun: str) -> str:
+    what = ("is missing" if change.old is None else "should be removed" if change.new is None
+            else "differs from the spec")
+    text = f"{change.path} {what}; run: {rerun}"
+    for old, new in (("%", "%25"), ("\r", "%0D"), ("\n", "%0A")):
+        text = text.replace(old, new)
+    file = str(root / change.path).replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
+    return f"::error file={file},title=modelapi-compile build --check::{text}"
 
 
 @cli.command()
 @SPEC_OPTION
-@click.option("-o", "--output-dir", "out", required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--output-dir", "out", required=True, type=click.Path(file_okay=False),
+              metavar="DIR", help="the folder `build -o DIR` writes, to compare with")
 @click.option("--no-helm", is_flag=True, help="skip the Helm render check even if Helm exists")
 @click.option("--semantic", is_flag=True,
               help="compare Kubernetes objects: moved keys and reordered lists are no change")
+@click.option("--bookkeeping", is_flag=True,
+              help="also show the build manifest (.modelapi-compile.json) and chart README")
+@_format_option(["text", "json"], "problems and the changes")
 @_guarded
-def diff(spec: str, out: str, no_helm: bool, semantic: bool) -> None:
+def diff(spec: str, out: str, no_helm: bool, semantic: bool, bookkeeping: bool,
+         report_format: str) -> None:
     """Show what `build` would change in DIR (exit 0 either way)."""
     from . import output as writer
-    from .diffing import semantic_diff, unified_diff
+    from .diffing import is_bookkeeping, semantic_changes, semantic_diff, unified_diff
     from .pipeline import compile_spec
 
     compiled = compile_spec(spec, use_helm=not no_helm, keep_documents=semantic)
-    manifest = writer.manifest_text(compiled.files, Path(spec).read_bytes(), Path(spec).name,
-                                    compiled.claims)
-    changes = writer.plan_changes(Path(out), compiled.files, manifest)
+    spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
+    manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name,
+                                    compiled.base.name, compiled.claims)
+    changes = [c for c in writer.plan_changes(Path(out), compiled.files, manifest)
+               if bookkeeping or not is_bookkeeping(c.path)]
+    documents = compiled.files.documents
+    if semantic:  # files whose objects are equal are no change
+        changes = [c for c in changes if semantic_changes(c, documents) is not None]
+    if report_format == "json":
+        counts = _counts(changes)
+        detail = ({c.path: semantic_changes(c, documents) for c in changes} if semantic
+                  else {})
+        click.echo(json.dumps({"command": "diff", "spec": spec, "outputDir": out, **counts,
+                               **({"differences": detail} if semantic else {}),
+                               "warnings": []}, indent=2))
+        return
+    if not changes:
+        click.echo(f"No changes: {out} is what `build` would write.", err=True)
+        return
     if semantic:
-        click.echo(semantic_diff(changes, compiled.files.documents), nl=False)
+        click.echo(semantic_diff(changes, documents), nl=False)
     else:
         click.echo(unified_diff(changes, colour=_use_colour()), nl=False)
 
 
+def _one_environment(spec: str, environment: str | None) -> str:
+    """--env as given, or the spec's only environment; a usage error when it has several."""
+    if environment is not None:
+        return environment
+    from .validate import load_spec
+
+    names = [e.name for e in load_spec(spec).environments]
+    if len(names) == 1:
+        return names[0]
+    raise click.UsageError(f"--env is required: {spec} has environments {', '.join(names)}")
+
+
 @cli.command()
 @SPEC_OPTION
-@click.option("--env", "environment", required=True, help="environment name")
+@ENV_OPTION
 @_guarded
-def template(spec: str, environment: str) -> None:
+def template(spec: str, environment: str | None) -> None:
     """Print what `helm template` renders for ENV."""
     from .template import render_environment
 
-    click.echo(render_environment(spec, environment), nl=False)
+    click.echo(render_environment(spec, _one_environment(spec, environment)), nl=False)
+
+
+def _kubernetes_version(_context: click.Context, _param: click.Parameter, value: str) -> str:
+    import re
+
+    from .kubeschemas import available_kubernetes_versions
+
+    known = available_kubernetes_versions()
+    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", value)
+    if match is None or (int(match[1]), int(match[2])) < tuple(
+            int(x) for x in known[0].split(".")):
+        raise click.BadParameter(f"'{value}' is not a Kubernetes version of the offline "
+                                 f"schemas ({known[0]} to {known[-1]}, e.g. 1.31.0)")
+    return value.lstrip("v")
 
 
 @cli.command("validate-manifests")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--kubernetes-version", default="1.31.0", show_default=True,
-              help="schemas of this Kubernetes version")
+              callback=_kubernetes_version,
+              help="schemas of this Kubernetes version (1.25 or later; newer than the newest "
+                   "bundled uses the newest)")
 @click.option("--strict", is_flag=True, help="unknown fields and duplicate keys are errors")
 @click.option("--schema-location", "locations", multiple=True,
               type=click.Path(exists=True, file_okay=False),
@@ -231,33 +430,34 @@ def template(spec: str, environment: str) -> None:
                    "searched first")
 @click.option("--ignore-missing-schemas", is_flag=True, help="skip kinds without a schema")
 @click.option("--skip", "skip", multiple=True, help="kinds to skip (repeatable or comma-separated)")
-@click.option("--output", type=click.Choice(["text", "json", "junit", "github"]), default="text",
-              show_default=True)
+@_format_option(["text", "json", "junit", "github"], "the results")
 @click.option("-v", "--verbose", is_flag=True, help="also list valid and skipped resources")
 @_guarded
 def validate_manifests(paths: tuple[str, ...], kubernetes_version: str, strict: bool,
                        locations: tuple[str, ...], ignore_missing_schemas: bool,
-                       skip: tuple[str, ...], output: str, verbose: bool) -> None:
+                       skip: tuple[str, ...], report_format: str, verbose: bool) -> None:
     """Validate Kubernetes manifests (files, folders, - for stdin) offline, like kubeconform.
 
-    Exit 0 when every resource is valid or skipped, 1 when any is invalid or failed."""
+    Exit 0 when every resource is valid or skipped, 1 when any is invalid or failed or a
+    path cannot be read."""
     from .manifest_check import Options
     from .manifest_check import validate_manifests as run
     from .reporters import REPORTERS, as_text
 
     options = Options(
-        kubernetes_version=kubernetes_version.lstrip("v"), strict=strict,
+        kubernetes_version=kubernetes_version, strict=strict,
         schema_locations=tuple(Path(p) for p in locations),
         ignore_missing_schemas=ignore_missing_schemas,
         skip_kinds=frozenset(k.strip() for item in skip for k in item.split(",") if k.strip()))
     results = run(list(paths), options)
-    report = REPORTERS[output](results) if output in REPORTERS else as_text(results, verbose)
+    report = (REPORTERS[report_format](results) if report_format in REPORTERS
+              else as_text(results, verbose))
     click.echo(report, nl=False)
     if any(r.status in ("invalid", "error") for r in results):
         sys.exit(EXIT_INVALID)
 
 
-def _environment(spec: str, environment: str) -> Any:
+def _environment(spec: str, environment: str | None) -> Any:
     """The resolved model of one environment, or a located error naming the known ones."""
     from .problems import Problem, did_you_mean
     from .resolve import resolve
@@ -265,6 +465,11 @@ def _environment(spec: str, environment: str) -> Any:
 
     resolved = resolve(load_spec(spec))
     resolved.pop("")
+    if environment is None:
+        if len(resolved) != 1:
+            raise click.UsageError(f"--env is required: {spec} has environments "
+                                   + ", ".join(sorted(resolved)))
+        environment = next(iter(resolved))
     if environment not in resolved:
         raise SpecError([Problem(spec, 0, 0, "", f"no environment named '{environment}'",
                                  did_you_mean(environment, sorted(resolved)))])
@@ -273,11 +478,11 @@ def _environment(spec: str, environment: str) -> Any:
 
 @cli.command()
 @SPEC_OPTION
-@click.option("--env", "environment", required=True, help="environment name")
-@click.option("-o", "--output-file", "out", type=click.Path(dir_okay=False),
+@ENV_OPTION
+@click.option("-o", "--output-file", "out", type=click.Path(dir_okay=False), metavar="FILE",
               help="write here instead of stdout")
 @_guarded
-def compose(spec: str, environment: str, out: str | None) -> None:
+def compose(spec: str, environment: str | None, out: str | None) -> None:
     """A docker-compose file for local development with the cluster's wiring."""
     from .emit.compose import compose_file
 
@@ -293,9 +498,10 @@ def compose(spec: str, environment: str, out: str | None) -> None:
 
 @cli.command()
 @SPEC_OPTION
-@click.option("--env", "environment", help="one environment (default: all, as subgraphs)")
+@click.option("--env", "environment", metavar="ENV",
+              help="one environment (default: all, as subgraphs)")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
-              show_default=True)
+              show_default=True, help="Mermaid (renders in GitHub) or Graphviz dot")
 @_guarded
 def graph(spec: str, environment: str | None, fmt: str) -> None:
     """Agents -> model APIs -> backends -> GPUs, as Mermaid or Graphviz."""
@@ -307,87 +513,140 @@ def graph(spec: str, environment: str | None, fmt: str) -> None:
 
 @cli.command()
 @SPEC_OPTION
-@click.option("--env", "environment", required=True, help="environment name")
+@ENV_OPTION
 @click.argument("path")
 @_guarded
-def explain(spec: str, environment: str, path: str) -> None:
+def explain(spec: str, environment: str | None, path: str) -> None:
     """The effective value at a spec PATH and which layer set it.
 
     PATH looks like spec.modelAPIs[vllm-hosted].vllm.gpu.count (items by name or index)."""
     from .explain import explain as explain_path
     from .explain import render_explanation
 
-    click.echo(render_explanation(explain_path(spec, environment, path)), nl=False)
+    explained = explain_path(spec, _one_environment(spec, environment), path)
+    click.echo(render_explanation(explained), nl=False)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _refuse_existing(out: str, force: bool) -> None:
+    if Path(out).exists() and not force:
+        raise SpecError([Problem(out, 0, 0, "", "the file exists; nothing was written",
+                                 "pass --force to overwrite it, or choose another -o")])
+
+
+def _prompted(label: str, default: str, check: Callable[[str], Any]) -> str:
+    """Ask until the answer passes `check` (a ValueError says why it does not)."""
+
+    def value_proc(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+        return text
+
+    return str(click.prompt(label, default=default, value_proc=value_proc))
+
+
+def _written(out: str, next_command: str, report_format: str,
+             notes: list[str] | None = None) -> None:
+    from .spec_schema import SCHEMA_FILE, write_schema_beside
+
+    warning = write_schema_beside(Path(out))
+    warnings = [warning] if warning else []
+    if report_format == "json":
+        click.echo(json.dumps({"written": out, "added": [out], "changed": [], "removed": [],
+                               "schema": str(Path(out).parent / SCHEMA_FILE) if not warning
+                               else None, "next": next_command, "notes": notes or [],
+                               "warnings": warnings}, indent=2))
+        return
+    for text in warnings:
+        click.echo(f"modelapi-compile: warning: {text}", err=True)
+    click.echo(f"wrote {out}; next: {next_command}")
 
 
 @cli.command()
 @click.option("-o", "--output-file", "out", required=True, type=click.Path(dir_okay=False),
-              help="where to write the starter spec")
+              metavar="FILE", help="where to write the starter spec")
 @click.option("--name", help="stack name (default: agentic)")
-@click.option("--backends", help="comma-separated: ollama, vllm, litellm, external")
-@click.option("--gitops", type=click.Choice(["none", "argocd", "flux", "both"]))
+@click.option("--backends", help="comma-separated: ollama, vllm, litellm, external "
+                                 "(default: ollama,litellm)")
+@click.option("--gitops", type=click.Choice(["none", "argocd", "flux", "both"]),
+              help="GitOps manifests to generate: Argo CD Applications, Flux Kustomizations, "
+                   "both or none (default: none)")
 @click.option("--namespace", help="target namespace (default: the name)")
 @click.option("--force", is_flag=True, help="overwrite FILE if it exists")
+@_format_option(["text", "json"], "problems and the result")
 @_guarded
 def init(out: str, name: str | None, backends: str | None, gitops: str | None,
-         namespace: str | None, force: bool) -> None:
+         namespace: str | None, force: bool, report_format: str) -> None:
     """Write a commented starter spec that validates and builds as written.
 
-    Prompts for what the flags leave open when stdin is a terminal."""
+    Prompts for what the flags leave open when stdin is a terminal, checking each answer as
+    it is given."""
     from .output import write_atomic
-    from .starter import BACKENDS, GITOPS_CHOICES, starter_spec
+    from .starter import (
+        BACKENDS,
+        GITOPS_CHOICES,
+        check_backends,
+        check_name,
+        gitops_path,
+        starter_spec,
+    )
 
-    if Path(out).exists() and not force:
-        raise click.UsageError(f"{out} exists; pass --force to overwrite it")
-    interactive = sys.stdin.isatty()
+    _refuse_existing(out, force)
+    interactive = _interactive()
     if name is None:
-        name = click.prompt("Stack name", default="agentic") if interactive else "agentic"
+        name = _prompted("Stack name", "agentic", check_name) if interactive else "agentic"
     if backends is None:
         default = "ollama,litellm"
-        backends = (click.prompt(f"Backends ({', '.join(BACKENDS)})", default=default)
+        backends = (_prompted(f"Backends ({', '.join(BACKENDS)})", default,
+                              lambda text: check_backends(_split(text)))
                     if interactive else default)
     if gitops is None:
         gitops = (click.prompt("GitOps tool", type=click.Choice(GITOPS_CHOICES), default="none")
                   if interactive else "none")
-    chosen = [b.strip() for b in backends.split(",") if b.strip()]
     try:
-        text = starter_spec(name, chosen, None if gitops == "none" else gitops, namespace)
+        text = starter_spec(name, _split(backends), None if gitops == "none" else gitops,
+                            namespace)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     write_atomic(Path(out), text)
-    _schema_beside(Path(out))
-    click.echo(f"wrote {out}; next: modelapi-compile build -f {out} -o deploy")
+    _written(out, f"modelapi-compile build -f {out} -o {gitops_path(name)}", report_format)
 
 
-def _schema_beside(spec_file: Path) -> None:
-    from .spec_schema import write_schema_beside
-
-    note = write_schema_beside(spec_file)
-    if note:
-        click.echo(f"modelapi-compile: warning: {note}", err=True)
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 @cli.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
 @click.option("-o", "--output-file", "out", required=True, type=click.Path(dir_okay=False),
-              help="where to write the spec")
+              metavar="SPEC", help="where to write the spec")
 @click.option("--name", default="litellm-proxy", show_default=True,
               help="name of the imported LiteLLM proxy modelAPI")
 @click.option("--stack", default="imported", show_default=True, help="metadata.name")
-@click.option("--namespace", default="default", show_default=True)
+@click.option("--namespace", default="default", show_default=True, help="spec.namespace")
+@click.option("--force", is_flag=True, help="overwrite SPEC if it exists")
+@_format_option(["text", "json"], "problems and the result")
 @_guarded
-def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str) -> None:
+def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str,
+            force: bool, report_format: str) -> None:
     """Make a spec from a LiteLLM config.yaml and ModelAPI / Agent documents."""
-    from .importer import import_files
+    from .importer import import_spec
     from .output import write_atomic
+    from .starter import gitops_path
 
+    _refuse_existing(out, force)
     try:
-        text = import_files(list(files), name=name, stack=stack, namespace=namespace)
+        text, notes = import_spec(list(files), name=name, stack=stack, namespace=namespace)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     write_atomic(Path(out), text)
-    _schema_beside(Path(out))
-    click.echo(f"wrote {out}; next: modelapi-compile build -f {out} -o deploy")
+    _written(out, f"modelapi-compile build -f {out} -o {gitops_path(stack)}", report_format,
+             notes)
 
 
 @cli.command()
@@ -398,16 +657,23 @@ def schema() -> None:
     click.echo(spec_schema_text(), nl=False)
 
 
-@cli.command()
+@cli.command(short_help="Print the shell completion script for bash, zsh or fish.")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
-    """Print the shell completion script, e.g. `eval "$(modelapi-compile completion bash)"`."""
+    """Print the shell completion script for SHELL.
+
+    Enable it with: eval "$(modelapi-compile completion bash)" (in ~/.bashrc; likewise zsh
+    and fish)."""
     from click.shell_completion import get_completion_class
 
     completion_class = get_completion_class(shell)
     assert completion_class is not None
     script = completion_class(cli, {}, "modelapi-compile", "_MODELAPI_COMPILE_COMPLETE")
     click.echo(script.source())
+
+
+for _command in cli.commands.values():  # `--debug` after the subcommand works too
+    _command.params.append(DEBUG_OPTION)
 
 
 HELM_COMMANDS = {"build", "diff", "template"}

@@ -144,6 +144,12 @@ def import_files(paths: list[str], name: str = "litellm-proxy", stack: str = "im
                  namespace: str = "default") -> str:
     """The spec text for `paths`; SpecError (located) for anything that cannot be imported,
     ValueError for a bad name/stack/namespace argument (a usage error)."""
+    return import_spec(paths, name, stack, namespace)[0]
+
+
+def import_spec(paths: list[str], name: str = "litellm-proxy", stack: str = "imported",
+                namespace: str = "default") -> tuple[str, list[str]]:
+    """The spec text and its review notes (what was converted or not carried over)."""
     if not paths:
         raise ValueError("name at least one file to import")
     _check_arguments(name, stack, namespace)
@@ -166,7 +172,7 @@ def import_files(paths: list[str], name: str = "litellm-proxy", stack: str = "im
     _collect(state, documents)
     if state.problems:
         raise SpecError(state.problems)
-    return _render(state, paths, stack, namespace)
+    return _render(state, paths, stack, namespace), list(state.notes)
 
 
 def _check_arguments(name: str, stack: str, namespace: str) -> None:

@@ -80,17 +80,24 @@ for _tag in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"):
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
-def discover(paths: list[str]) -> Iterator[tuple[str, str]]:
-    """(name, text) of every manifest file under `paths`; `-` reads stdin."""
+def discover(paths: list[str]) -> Iterator[tuple[str, str | None, str]]:
+    """(name, text, "") of every manifest file under `paths` (`-` reads stdin), or
+    (name, None, why) for a path that cannot be read."""
     for path in paths:
         if path == "-":
-            yield "stdin", sys.stdin.read()
+            yield "stdin", sys.stdin.read(), ""
             continue
         target = Path(path)
+        if not target.exists():
+            yield path, None, "no such file or folder"
+            continue
         files = (sorted(p for p in target.rglob("*") if p.suffix in MANIFEST_SUFFIXES
                         and p.is_file()) if target.is_dir() else [target])
         for file in files:
-            yield str(file), file.read_text("utf-8", errors="replace")
+            try:
+                yield str(file), file.read_text("utf-8", errors="replace"), ""
+            except OSError as error:
+                yield str(file), None, f"cannot read it: {error.strerror or error}"
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
@@ -205,7 +212,10 @@ def validate_manifests(paths: list[str], options: Options) -> list[Result]:
                             locations=options.schema_locations,
                             crds=load_crd_schemas(options.schema_locations, options.strict))
     results = []
-    for name, text in discover(paths):
+    for name, text, unreadable in discover(paths):
+        if text is None:
+            results.append(Result(name, 0, 0, status="error", message=unreadable))
+            continue
         for pending in load_resources(name, text, options.strict):
             checked = check_result(pending, catalog, options)
             checked.obj = None

@@ -23,6 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .emit.files import OutputFiles
@@ -32,6 +33,8 @@ MANIFEST = ".modelapi-compile.json"
 STAGING = ".modelapi-compile.staging"
 JOURNAL = ".modelapi-compile.journal"
 _TRACE = "MODELAPI_COMPILE_TRACE_WRITES"  # prints each switch step to stderr (fault tests)
+# The folders a switch is under way in, so an interrupted command can say what it left.
+WRITING: list[str] = []
 
 
 def sha256(text: str | bytes) -> str:
@@ -39,11 +42,12 @@ def sha256(text: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def manifest_text(files: OutputFiles, spec_text: bytes, spec_name: str,
+def manifest_text(files: OutputFiles, spec_text: bytes, spec_name: str, stack: str,
                   claims: tuple[str, ...] = ()) -> str:
     manifest = {
         "generator": "modelapi-compile",
         "version": __version__,
+        "stack": stack,
         "spec": spec_name,
         "specSha256": sha256(spec_text),
         "files": {path: sha256(text) for path, text in files},
@@ -87,12 +91,18 @@ def safe_path(root: Path, relative: str) -> Path:
 
 
 def read_manifest(root: Path) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _manifest(root).get("files", {}).items()}
+
+
+def _manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text("utf-8"))
-        return {str(k): str(v) for k, v in data.get("files", {}).items()}
+        if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+            raise ValueError
+        return data
     except (ValueError, AttributeError):
         raise SpecError([Problem(str(path), 0, 0, "", "the build manifest is not valid JSON",
                                  "restore it from version control, or delete it and "
@@ -126,10 +136,24 @@ def plan_changes(root: Path, files: OutputFiles, manifest: str) -> list[Change]:
     return changes
 
 
-def check_ownership(root: Path, files: OutputFiles, *, force: bool) -> None:
-    """Refuse to overwrite hand-edited generated files or files the tool did not write."""
+def check_ownership(root: Path, files: OutputFiles, *, force: bool, stack: str,
+                    spec_name: str) -> list[str]:
+    """Refuse to overwrite another stack's build, hand-edited generated files or files the
+    tool did not write; with `force`, the warnings of what is overwritten."""
+    previous = _manifest(root)
+    before = (previous.get("stack"), previous.get("spec"))
+    other = previous and (before[0] not in (None, stack) or before[1] != spec_name)
+    if other:
+        what = (f"stack '{before[0]}' from {before[1]}" if before[0] else f"{before[1]}")
+        message = (f"{root} holds the build of {what}; this is stack '{stack}' from "
+                   f"{spec_name}")
+        if not force:
+            raise SpecError([Problem(str(root / MANIFEST), 0, 0, "", message,
+                                     "build into another folder (one per stack: its "
+                                     "gitops.path), or pass --force to replace that build")])
+        return [message + "; replaced (--force): its files are removed"]
     if force:
-        return
+        return []
     owned = read_manifest(root)
     problems = []
     for path in sorted(set(owned) | {p for p, _ in files}):
@@ -145,6 +169,7 @@ def check_ownership(root: Path, files: OutputFiles, *, force: bool) -> None:
                                     "not write is in the way", "move it, or pass --force"))
     if problems:
         raise SpecError(problems)
+    return []
 
 
 def write_atomic(path: Path, text: str, *, durable: bool = True,
@@ -173,6 +198,12 @@ def _trace(step: str) -> None:
 
 def apply_changes(root: Path, changes: list[Change]) -> None:
     """Stage every new file, journal the switch, then switch (see the module docstring)."""
+    WRITING.append(str(root))
+    _apply(root, changes)  # on an interruption WRITING keeps naming the folder
+    WRITING.remove(str(root))
+
+
+def _apply(root: Path, changes: list[Change]) -> None:
     recover(root)
     staging = root / STAGING
     shutil.rmtree(staging, ignore_errors=True)

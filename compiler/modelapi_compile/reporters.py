@@ -21,6 +21,9 @@ def summary(results: list[Result]) -> str:
 def as_text(results: list[Result], verbose: bool = False) -> str:
     lines = []
     for r in results:
+        if r.line == 0:  # a path that could not be read: no document to name
+            lines.append(f"{r.file} - {r.message}")
+            continue
         where = f"{r.file}:{r.line} (document {r.document})"
         for warning in r.warnings:
             lines.append(f"{where} - {r.title} warning: {warning}")

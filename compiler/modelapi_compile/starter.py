@@ -49,21 +49,40 @@ def starter_spec(name: str, backends: list[str], gitops: str | None,
     return "".join(parts)
 
 
-def _check_choices(name: str, backends: list[str], gitops: str | None,
-                   namespace: str | None) -> list[str]:
+def check_name(name: str) -> None:
+    """ValueError unless `name` can be the stack name (and, by default, the namespace)."""
     if len(name) > _MAX_STACK or not _STACK_NAME.match(name):
         raise ValueError(f"name '{name}' must be a DNS-1035 label of at most {_MAX_STACK} "
                          "characters (lower-case letters, digits, '-', starting with a letter)")
-    if namespace is not None and (len(namespace) > _MAX_NAMESPACE
-                                  or not _DNS_LABEL.match(namespace)):
+
+
+def check_namespace(namespace: str) -> None:
+    if len(namespace) > _MAX_NAMESPACE or not _DNS_LABEL.match(namespace):
         raise ValueError(f"namespace '{namespace}' must be a DNS-1123 label of at most "
                          f"{_MAX_NAMESPACE} characters")
-    if namespace is None and len(name) > _MAX_NAMESPACE:
-        raise ValueError(f"name '{name}' is too long to be the namespace too; pass one")
+
+
+def check_backends(backends: list[str]) -> None:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise ValueError("backends must be one or more of " + ", ".join(BACKENDS)
                          + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+
+
+def gitops_path(name: str) -> str:
+    """Where the build of stack `name` goes: the starter's gitops.path, and the `-o` that
+    `init` and `import` suggest, so the GitOps manifests point at what the build writes."""
+    return f"deploy/{name}"
+
+
+def _check_choices(name: str, backends: list[str], gitops: str | None,
+                   namespace: str | None) -> list[str]:
+    check_name(name)
+    if namespace is not None:
+        check_namespace(namespace)
+    if namespace is None and len(name) > _MAX_NAMESPACE:
+        raise ValueError(f"name '{name}' is too long to be the namespace too; pass one")
+    check_backends(backends)
     if gitops is not None and gitops not in GITOPS_CHOICES:
         raise ValueError("gitops must be one of " + ", ".join(GITOPS_CHOICES))
     # Canonical order, duplicates dropped: the output does not depend on how flags were typed.
@@ -209,7 +228,7 @@ def _environments(namespace: str, chosen: list[str]) -> str:
 
 
 def _gitops(name: str, choice: str) -> str:
-    gitops = {"repoURL": _REPO_URL, "revision": "main", "path": f"deploy/{name}",
+    gitops = {"repoURL": _REPO_URL, "revision": "main", "path": gitops_path(name),
               "argocd": {"enabled": choice in ("argocd", "both"), "namespace": "argocd",
                          "project": "default", "source": "helm"},
               "flux": {"enabled": choice in ("flux", "both"), "namespace": "flux-system",
