@@ -435,3 +435,42 @@ def test_semantic_diff_shows_differing_list_items_and_keeps_bookkeeping_out(
     everything = CliRunner().invoke(cli, [*args, "--bookkeeping"]).output
     assert "~ .modelapi-compile.json (text)" in everything
     assert "~ charts/agentic/README.md (text)" in everything
+
+
+# --- 4: every problem at once -----------------------------------------------------------------
+
+
+def test_one_validate_reports_field_reference_and_patch_errors_together(tmp_path: Path) -> None:
+    case = CASES / "invalid" / "every-problem-at-once.yaml"
+    result = CliRunner().invoke(cli, ["validate", "-f", str(case), "--format", "json"])
+    assert result.exit_code == 1
+    found = {(p["path"], p["line"]) for p in json.loads(result.output)["problems"]}
+    assert found == {
+        ("spec.modelAPIs[0].ollama.imgae", 10),  # field error
+        ("spec.agents[0].modelAPI", 15),  # reference error on a field that parsed
+        ("spec.agents[0].replicas", 17),  # field error in the same item
+        ("spec.environments[0].patch.agents[0].name", 22),  # patch error
+    }
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(case.read_text().replace("name: helpr", "name: helper\n"
+                                             "            modelAPI: nowhere"))
+    merged = CliRunner().invoke(cli, ["validate", "-f", str(spec), "--format", "json"])
+    paths = {p["path"] for p in json.loads(merged.output)["problems"]}
+    # the environment's merged spec is checked too, its reference error located in the patch
+    assert "spec.agents[0].modelAPI" in paths and "spec.modelAPIs[0].ollama.imgae" in paths
+    lines = {p["line"] for p in json.loads(merged.output)["problems"]
+             if p["path"] == "spec.agents[0].modelAPI"}
+    assert lines == {15, 23}
+
+
+def test_items_set_aside_for_field_errors_are_not_reported_again_as_missing(
+        tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    # vllm-hosted loses its required model: the proxy route, the fallback and the agent
+    # that use it must not be reported as dangling references on top of that.
+    spec.write_text(Path(EXAMPLE).read_text().replace(
+        "        model: TinyLlama/TinyLlama-1.1B-Chat-v1.0\n", "", 1))
+    result = CliRunner().invoke(cli, ["validate", "-f", str(spec), "--format", "json"])
+    problems = json.loads(result.output)["problems"]
+    assert result.exit_code == 1 and len(problems) == 1, problems
+    assert problems[0]["message"] == "required field 'model' is missing"

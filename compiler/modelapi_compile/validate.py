@@ -4,6 +4,7 @@ fields (references, uniqueness, secrets), all reported at once with positions.
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from collections.abc import Iterator
@@ -58,28 +59,127 @@ class ValidatedSpec:
 
 
 def validate_document(document: Document) -> ValidatedSpec:
+    """Every problem whose location can be known, in one round: field errors; reference
+    errors among the fields that did parse (items that failed are set aside, and references
+    to them are not reported twice); each environment's patch errors and the field and
+    reference errors of its merged spec."""
     data, positions = document.data, document.positions
     if not isinstance(data, dict):
         raise SpecError([positions.problem((), "the document must be a mapping",
                                            f"start with 'apiVersion: {API_VERSION}'")])
     _check_header(data, positions)
-    stack = _validate_model(data, positions)
+    stack, problems = _validate_leniently(data, positions)
     environments = []
-    problems: list[Problem] = []
-    if not stack.spec.environments:
+    if stack is not None and not stack.spec.environments:
         environments.append(EnvironmentSpec(DEFAULT_ENVIRONMENT, stack.spec.namespace, stack))
-    for index, env in enumerate(stack.spec.environments):
+    raw = data.get("spec", {}).get("environments") if isinstance(data.get("spec"), dict) else None
+    for index, env in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(env, dict) or not isinstance(env.get("name"), str):
+            continue  # a field error already says what is wrong with it
         try:
             merged, merged_positions = apply_patch(data, positions, index)
-            env_stack = _validate_model(merged, merged_positions)
         except SpecError as error:
             problems.extend(error.problems)
             continue
-        environments.append(
-            EnvironmentSpec(env.name, env.namespace or stack.spec.namespace, env_stack))
-    if problems:
+        except (KeyError, TypeError, AttributeError):
+            continue  # a spec too broken to merge onto: its field errors say why
+        env_stack, env_problems = _validate_leniently(merged, merged_positions)
+        problems.extend(env_problems)
+        if env_stack is not None and stack is not None:
+            namespace = env.get("namespace") if isinstance(env.get("namespace"), str) else None
+            environments.append(EnvironmentSpec(env["name"], namespace or stack.spec.namespace,
+                                                env_stack))
+    if problems or stack is None:
         raise SpecError(problems)
     return ValidatedSpec(positions.file, stack, tuple(environments), positions)
+
+
+def _validate_leniently(data: dict[str, Any], positions: Positions
+                        ) -> tuple[ModelStack | None, list[Problem]]:
+    """The stack and its problems. On field errors, the failing fields (or, when they are
+    required, their list items) are set aside and the rest validated again, so reference
+    errors among what did parse are found too; None when nothing usable is left."""
+    try:
+        stack = ModelStack.model_validate(data)
+    except ValidationError as error:
+        problems = _problems_from_pydantic(error, data, positions)
+    else:
+        return stack, list(_cross_reference_problems(stack, positions))
+    pruned, pruned_positions = copy.deepcopy(data), _copy_positions(positions)
+    unknown: set[str] = set()
+    for _ in range(_MAX_PRUNING_ROUNDS):
+        try:
+            stack = ModelStack.model_validate(pruned)
+        except ValidationError as error:
+            if not _prune(pruned, pruned_positions, error, unknown):
+                return None, problems
+            continue
+        problems += _cross_reference_problems(stack, pruned_positions, frozenset(unknown))
+        return stack, problems
+    return None, problems
+
+
+_MAX_PRUNING_ROUNDS = 25
+
+
+def _copy_positions(positions: Positions) -> Positions:
+    return Positions(positions.file, dict(positions.values), dict(positions.keys))
+
+
+def _prune(data: dict[str, Any], positions: Positions, error: ValidationError,
+           unknown: set[str]) -> bool:
+    """Set aside what each error is about; False when an error is outside any list item
+    and not optional (nothing left to validate)."""
+    items: set[Path] = set()
+    fields: set[Path] = set()
+    for item in error.errors(include_url=False):
+        path, _ = _data_path(data, item["loc"])
+        in_item = [i for i, part in enumerate(path) if isinstance(part, int)]
+        if item["type"] == "missing" or not path or path[-1] == "name":
+            if not in_item:
+                if len(path) <= 2:  # spec itself, or a required top-level field
+                    return False
+                fields.add(path)  # an optional section such as spec.gitops: drop it
+                continue
+            items.add(path[:in_item[-1] + 1])
+        else:
+            fields.add(path)
+    for path in sorted(fields, reverse=True):
+        parent = _at(data, path[:-1])
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+        elif isinstance(parent, list) and path not in items:
+            items.add(path)
+    for path in sorted(items, reverse=True):  # later indices first: earlier ones stay put
+        parent = _at(data, path[:-1])
+        if isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):
+            removed = parent.pop(path[-1])
+            if isinstance(removed, dict) and isinstance(removed.get("name"), str):
+                unknown.add(removed["name"])
+            _shift_positions(positions, path)
+    return bool(items or fields)
+
+
+def _at(data: Any, path: Path) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _shift_positions(positions: Positions, removed: Path) -> None:
+    """Re-key the positions after list item `removed` left its list."""
+    depth = len(removed) - 1
+    for table in (positions.values, positions.keys):
+        moved = {}
+        for path in list(table):
+            if len(path) > depth and path[:depth] == removed[:depth]:
+                index, gone = path[depth], removed[depth]
+                if isinstance(index, int) and isinstance(gone, int) and index >= gone:
+                    position = table.pop(path)
+                    if index > gone:
+                        key = (*path[:depth], index - 1, *path[depth + 1:])
+                        moved[key] = position
+        table.update(moved)
 
 
 def _check_header(data: dict[str, Any], positions: Positions) -> None:
@@ -94,17 +194,6 @@ def _check_header(data: dict[str, Any], positions: Positions) -> None:
             f"write 'kind: {KIND}'"))
     if problems:
         raise SpecError(problems)
-
-
-def _validate_model(data: dict[str, Any], positions: Positions) -> ModelStack:
-    try:
-        stack = ModelStack.model_validate(data)
-    except ValidationError as error:
-        raise SpecError(_problems_from_pydantic(error, data, positions)) from None
-    problems = list(_cross_reference_problems(stack, positions))
-    if problems:
-        raise SpecError(problems)
-    return stack
 
 
 # --- pydantic errors -> problems -------------------------------------------------------------
@@ -220,7 +309,10 @@ def served_models(api: ModelAPI) -> list[str]:
     return list(dict.fromkeys(m.name for m in api.litellm.models))
 
 
-def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
+def _cross_reference_problems(stack: ModelStack, positions: Positions,
+                              unknown: frozenset[str] = frozenset()) -> Iterator[Problem]:
+    """Rules across fields. `unknown`: names of items set aside for field errors; a
+    reference to one is not reported again."""
     spec = stack.spec
     yield from _unique_names("modelAPIs", [a.name for a in spec.model_apis], positions)
     yield from _unique_names("agents", [a.name for a in spec.agents], positions)
@@ -230,7 +322,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterat
     for i, environment in enumerate(spec.environments):
         others = [n for n in env_names if n != environment.name]
         for j, other in enumerate(environment.depends_on):
-            if other not in others:
+            if other not in others and other not in unknown:
                 yield positions.problem(("spec", "environments", i, "dependsOn", j),
                                         f"no other environment named '{other}'",
                                         did_you_mean(other, others))
@@ -253,7 +345,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterat
                 + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
         if api.litellm:
             yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
-                                         positions)
+                                         positions, unknown)
         if api.vllm:
             yield from source_problems(api.vllm, ("spec", "modelAPIs", i, "vllm"), positions)
         workload = api.vllm or api.litellm or api.ollama
@@ -268,10 +360,12 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions) -> Iterat
             yield positions.problem((*at, "name"), f"'{agent.name}' is also a modelAPI name",
                                     "agents and modelAPIs share object names; rename one")
         target = apis.get(agent.model_api)
-        if target is None:
+        if agent.model_api in unknown:
+            pass
+        elif target is None:
             yield positions.problem((*at, "modelAPI"), f"no modelAPI named '{agent.model_api}'",
                                     did_you_mean(agent.model_api, list(apis)))
-        elif agent.model not in served_models(target):
+        elif agent.model not in served_models(target) and agent.model not in unknown:
             yield positions.problem(
                 (*at, "model"), f"modelAPI '{target.name}' does not serve '{agent.model}'",
                 did_you_mean(agent.model, served_models(target)))
@@ -296,11 +390,12 @@ def _name_length(stack: str, name: str, at: Path, positions: Positions) -> Itera
 
 
 def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
-                      positions: Positions) -> Iterator[Problem]:
+                      positions: Positions, unknown: frozenset[str] = frozenset()
+                      ) -> Iterator[Problem]:
     assert api.litellm
     aliases = served_models(api)
     for i, entry in enumerate(api.litellm.models):
-        if entry.backend is None:
+        if entry.backend is None or entry.backend in unknown:
             continue
         where: Path = (*at, "models", i)
         backend = apis.get(entry.backend)
@@ -320,10 +415,12 @@ def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
                     did_you_mean(wanted, served_models(backend)) or "set model: to its id")
     for alias, targets in api.litellm.router.fallbacks.items():
         where = (*at, "router", "fallbacks", alias)
-        if alias not in aliases:
+        if alias not in aliases and alias not in unknown:
             yield positions.problem(where, f"fallback for unknown model '{alias}'",
                                     did_you_mean(alias, aliases), key=True)
         for j, target in enumerate(targets):
+            if target in unknown:
+                continue
             if target not in aliases:
                 yield positions.problem((*where, j), f"fallback to unknown model '{target}'",
                                         did_you_mean(target, aliases))
