@@ -294,3 +294,27 @@ def test_pdbs_never_block_a_drain_at_any_replica_count(engines: Any, env: str) -
                 obj["spec"]["template"]["metadata"]["labels"].items()
             for pods in range(max(low, 1), high + 1):
                 assert disruptions_allowed(pdb, pods) >= 1, (env, name, pods)
+
+
+def test_every_rendered_object_is_schema_valid(engines: Any, shared_crds: Path) -> None:
+    """Both engines, every environment: Kubernetes kinds against the strict schema of
+    spec.kubernetesVersion, custom resources against the upstream CRDs (strict)."""
+    from modelapi_compile.kubeschemas import SchemaCatalog
+
+    catalog = SchemaCatalog("1.31.0", strict=True)
+    kinds = set()
+    for objs in engines.values():
+        for obj in objs.values():
+            group, _, version = obj["apiVersion"].rpartition("/")
+            upstream = shared_crds / group / f"{obj['kind'].lower()}_{version}.json"
+            if upstream.is_file():
+                schema = json.loads(upstream.read_text())
+                errors = [e.message for e in Draft7Validator(schema).iter_errors(obj)]
+            else:
+                builtin = "." not in group or group.endswith(".k8s.io")
+                assert builtin, f"no upstream CRD schema for {obj['apiVersion']}"
+                errors = [p.message for p in catalog.check(obj)]
+            assert errors == [], (obj["kind"], obj["metadata"]["name"], errors)
+            kinds.add(obj["kind"])
+    assert {"ScaledObject", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+            "ServiceMonitor", "Deployment"} <= kinds
