@@ -93,13 +93,13 @@ def pod_option_problems(options: PodOptions, kind: str, at: Path, spec: StackSpe
     env_names, volume_names = _own_names(kind)
     # Lists Kubernetes merges by a key: a repeated key makes server-side apply refuse the
     # object (Argo CD and Flux both apply server-side).
-    for field, key, items in (("env", "name", [e.name for e in options.env]),
+    for field, key, keyed in (("env", "name", [e.name for e in options.env]),
                               ("extraVolumes", "name",
                                [str(v.get("name", "")) for v in options.extra_volumes]),
                               ("extraVolumeMounts", "mountPath",
                                [str(m.get("mountPath", "")) for m in options.extra_volume_mounts])):
         first: dict[str, int] = {}
-        for j, value in enumerate(items):
+        for j, value in enumerate(keyed):
             if value and value in first:
                 yield positions.problem((*at, field, j, key), f"duplicate {key} '{value}'",
                                         f"{field}[{first[value]}] already uses it")
