@@ -474,3 +474,55 @@ def test_items_set_aside_for_field_errors_are_not_reported_again_as_missing(
     problems = json.loads(result.output)["problems"]
     assert result.exit_code == 1 and len(problems) == 1, problems
     assert problems[0]["message"] == "required field 'model' is missing"
+
+
+# --- 8: explain shows what applies ------------------------------------------------------------
+
+
+def test_explain_shows_the_environments_namespace() -> None:
+    result = CliRunner().invoke(cli, ["explain", "-f", EXAMPLE, "--env", "dev",
+                                      "spec.namespace"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("spec.namespace (dev): agentic-dev\n")
+    assert "environments[dev].namespace" in result.output
+
+
+def test_defaults_shown_are_the_defaults_applied() -> None:
+    """For every section a model fills in by default, the defaults the JSON schema (and so
+    the README reference) states are the values the compiler applies."""
+    from pydantic import BaseModel
+
+    from modelapi_compile.spec import ModelStack
+    from modelapi_compile.spec_schema import spec_schema
+    from modelapi_compile.validate import _model_in
+
+    definitions = spec_schema()["$defs"]
+    checked = 0
+
+    def walk(model: type[BaseModel], seen: set[type[BaseModel]]) -> None:
+        nonlocal checked
+        for field in model.model_fields.values():
+            sub = _model_in(field.annotation)
+            if sub is None or sub in seen:
+                continue
+            default = (field.default_factory() if field.default_factory is not None  # type: ignore[call-arg]
+                       else field.default)
+            if isinstance(default, BaseModel):
+                applied = default.model_dump(by_alias=True, mode="json")
+                for name, schema in definitions[sub.__name__]["properties"].items():
+                    if "default" in schema:
+                        assert applied[name] == schema["default"], (sub.__name__, name)
+                        checked += 1
+            walk(sub, seen | {sub})
+
+    walk(ModelStack, {ModelStack})
+    assert checked > 20
+    assert definitions["OllamaGpu"]["properties"]["count"]["default"] == 0
+    assert definitions["Gpu"]["properties"]["count"]["default"] == 1
+    ollama = CliRunner().invoke(cli, ["explain", "-f", EXAMPLE, "--env", "prod",
+                                      "spec.modelAPIs[ollama].ollama.gpu.count"])
+    assert ollama.output.startswith("spec.modelAPIs[ollama].ollama.gpu.count (prod): 0\n")
+    assert "set by: default" in ollama.output
+    readme = (REPO / "README.md").read_text()
+    ollama_gpu = readme[readme.index("#### OllamaGpu"):]
+    assert "| `count` | integer | 0 |" in ollama_gpu[:ollama_gpu.index("####", 5)]

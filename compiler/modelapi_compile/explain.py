@@ -20,7 +20,7 @@ from .patch import apply_patch
 from .problems import Path, Problem, SpecError, did_you_mean, format_path
 from .validate import DEFAULT_ENVIRONMENT, validate_document
 
-Layer = Literal["default", "spec", "environment patch"]
+Layer = Literal["default", "spec", "environment patch", "environment"]
 _SEGMENT = re.compile(r"\.?([^.\[\]]+)|\[([^\]]*)\]")
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec")
 
@@ -52,6 +52,10 @@ def explain(spec_path: str, environment: str, path: str) -> Explanation:
     validated = validate_document(document)
     segments = _parse(path, spec_path)
     layers = _layers(document.data, document.positions, validated, environment, segments)
+    namespace = _environment_namespace(document.data, document.positions, environment,
+                                       segments, spec_path)
+    if namespace is not None:
+        return namespace
     try:
         concrete, value = _walk_model(layers.model, segments, path, spec_path, layers.positions)
     except SpecError:
@@ -72,6 +76,22 @@ def explain(spec_path: str, environment: str, path: str) -> Explanation:
     return Explanation(value, "spec", spec_path, line, column, text, environment, patched)
 
 
+def _environment_namespace(data: Any, positions: Positions, environment: str,
+                           segments: list[str | int], spec_path: str) -> Explanation | None:
+    """`spec.namespace` of an environment that sets environments[].namespace: that one (a
+    patch cannot change spec.namespace; the environment's namespace replaces it)."""
+    if segments != ["spec", "namespace"]:
+        return None
+    declared = data["spec"].get("environments") or []
+    for index, env in enumerate(declared):
+        if isinstance(env, dict) and env.get("name") == environment and env.get("namespace"):
+            at: Path = ("spec", "environments", index, "namespace")
+            line, column = positions.values.get(at) or positions.locate(at)
+            return Explanation(env["namespace"], "environment", spec_path, line, column,
+                               "spec.namespace", environment)
+    return None
+
+
 def render_explanation(e: Explanation) -> str:
     where = f"{e.file}:{e.line}:{e.column}"
     if isinstance(e.value, dict | list) and e.value:
@@ -84,6 +104,9 @@ def render_explanation(e: Explanation) -> str:
         lines.append(f"  set by: default (not in the file; it would go under {where})")
     elif e.layer == "environment patch":
         lines.append(f"  set by: environment patch of '{e.environment}' at {where}")
+    elif e.layer == "environment":
+        lines.append(f"  set by: environments[{e.environment}].namespace at {where} (it "
+                     "replaces spec.namespace in that environment)")
     else:
         lines.append(f"  set by: spec at {where}")
         if e.patched:

@@ -346,6 +346,15 @@ class OllamaCache(Cache):
     size: Quantity = "20Gi"
 
 
+class OllamaGpu(Gpu):
+    """Ollama's GPUs: none unless asked (Ollama runs on CPU), so the schema, the reference
+    and `explain` show the default that applies."""
+
+    count: Annotated[int, Field(ge=0, le=64)] = Field(
+        0, description="GPUs per replica; 0 = CPU mode (Ollama's default)"
+    )
+
+
 class Ollama(PodOptions):
     image: Image = DEFAULT_OLLAMA_IMAGE
     models: list[Annotated[str, Field(min_length=1)]] = Field(
@@ -353,7 +362,7 @@ class Ollama(PodOptions):
     )
     cache: OllamaCache = Field(default_factory=OllamaCache)
     keep_alive: str = Field("24h", description="OLLAMA_KEEP_ALIVE: how long models stay loaded")
-    gpu: Gpu = Field(default_factory=lambda: Gpu(count=0))
+    gpu: OllamaGpu = Field(default_factory=OllamaGpu)
     resources: Resources = Field(default_factory=Resources)
 
 
