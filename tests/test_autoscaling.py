@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +319,36 @@ def test_every_rendered_object_is_schema_valid(engines: Any, shared_crds: Path) 
             kinds.add(obj["kind"])
     assert {"ScaledObject", "HorizontalPodAutoscaler", "PodDisruptionBudget",
             "ServiceMonitor", "Deployment"} <= kinds
+
+
+def keda_active(triggers: list[Obj], values: list[float | None]) -> bool:
+    """KEDA's activation: a ScaledObject leaves zero when any trigger's value exceeds its
+    activationThreshold; a query with no series counts as 0 (ignoreNullValues default)."""
+    return any((value or 0.0) > float(trigger["metadata"].get("activationThreshold", "0"))
+               for trigger, value in zip(triggers, values, strict=True))
+
+
+def test_litellm_calls_wake_a_model_at_zero(engines: Any, build: Path) -> None:
+    import yaml
+
+    for env, namespace in ENVS.items():
+        for objs in both(engines, env):
+            triggers = objs[("ScaledObject", "knobs-nightly")]["spec"]["triggers"]
+            queue, wake = triggers
+            # at zero replicas: no vLLM series at all, LiteLLM has made 3 calls
+            assert keda_active(triggers, [None, 3.0])
+            assert not keda_active([queue], [None])  # the queue alone never wakes it
+            assert not keda_active(triggers, [None, 0.0])  # idle stays at zero
+            # the wake query selects the api_base LiteLLM really calls for this backend
+            config = yaml.safe_load(objs[("ConfigMap", "knobs-gateway-config")]["data"][
+                "config.yaml"])
+            bases = {m["litellm_params"]["api_base"] for m in config["model_list"]
+                     if m["model_name"] == "small"}
+            query = wake["metadata"]["query"]
+            assert f'namespace="{namespace}"' in query
+            assert query.startswith("sum(increase(litellm_deployment_total_requests_total{")
+            pattern = query.split('api_base=~"')[1].split('"')[0]
+            assert all(re.fullmatch(pattern, base) for base in bases), (pattern, bases)
+            assert not re.fullmatch(pattern, "http://knobs-qwen:8000/v1")
+            # a model that never sleeps has only its queue trigger
+            assert len(objs[("ScaledObject", "knobs-qwen")]["spec"]["triggers"]) == 1

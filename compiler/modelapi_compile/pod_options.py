@@ -167,6 +167,14 @@ def autoscaling_problems(owner: ModelAPI | Agent, at: Path, spec: StackSpec,
                                 "replica count", "remove replicas: the autoscaler starts "
                                 "from minReplicas")
     if isinstance(owner, ModelAPI) and owner.vllm is not None:
+        routed = any(api.litellm and any(m.backend == owner.name for m in api.litellm.models)
+                     for api in spec.model_apis)
+        if scaling.min_replicas == 0 and not routed:
+            yield positions.problem((*where, "minReplicas"),
+                                    "nothing can wake this model from zero replicas: vLLM "
+                                    "exports no queue while it is down",
+                                    "route to it from a LiteLLM modelAPI of this spec, whose "
+                                    "calls wake it, or set minReplicas: 1")
         field = (*where, "waitingRequests")
         if spec.monitoring.prometheus_url is None:
             yield positions.problem(field, "waitingRequests is read from Prometheus, but "

@@ -73,7 +73,8 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
                                        spec.monitoring.enabled)
             scaling = api.vllm.autoscaling
             # validate.py has checked that KEDA has a Prometheus to ask.
-            autoscaler = (w.keda(scaling, spec.monitoring.prometheus_url or "")
+            autoscaler = (w.keda(scaling, spec.monitoring.prometheus_url or "",
+                                 endpoints[api.name].url.removesuffix("/v1"))
                           if scaling else None)
             workloads[api.name] = w.with_pod_options(workload, api.vllm, selector, cluster,
                                                      autoscaler)

@@ -78,6 +78,8 @@ class Autoscaler(Values):
     activation_threshold: int | None = Field(None, description="KEDA: wake-up value")
     polling_interval: int | None = Field(None, description="KEDA: seconds between queries")
     cooldown_period: int | None = Field(None, description="KEDA: seconds before zero")
+    wake_api_base: str | None = Field(
+        None, description="KEDA at zero replicas: LiteLLM's calls to this api_base wake it")
 
 
 class Workload(Values):

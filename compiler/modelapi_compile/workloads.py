@@ -436,13 +436,16 @@ def hpa(scaling: Autoscaling) -> Autoscaler:
                       cpu_utilization=scaling.cpu_utilization)
 
 
-def keda(scaling: VllmAutoscaling, prometheus_url: str) -> Autoscaler:
+def keda(scaling: VllmAutoscaling, prometheus_url: str, api_base: str | None) -> Autoscaler:
+    """KEDA on vLLM's queue. At zero replicas vLLM exports nothing, so a model that may
+    sleep is also woken by the calls a LiteLLM proxy of the stack makes to `api_base`."""
     return Autoscaler(kind="keda", min_replicas=scaling.min_replicas,
                       max_replicas=scaling.max_replicas, server_address=prometheus_url,
                       metric=VLLM_QUEUE_METRIC, threshold=scaling.waiting_requests,
                       activation_threshold=scaling.activation_waiting_requests,
                       polling_interval=scaling.polling_interval,
-                      cooldown_period=scaling.cooldown_period)
+                      cooldown_period=scaling.cooldown_period,
+                      wake_api_base=api_base if scaling.min_replicas == 0 else None)
 
 
 def most_replicas(workload: Workload) -> int:

@@ -304,9 +304,38 @@ def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
                     "threshold": str(scaling.threshold),
                     "activationThreshold": str(scaling.activation_threshold),
                 },
-            }],
+            }, *_wake_triggers(scaling, namespace)],
         },
     }
+
+
+# LiteLLM's counter of calls per deployment (success and failure), labelled with the
+# deployment's api_base; prometheus_client exposes counters with a _total suffix.
+LITELLM_CALLS = "litellm_deployment_total_requests_total"
+WAKE_WINDOW = "2m"
+WAKE_THRESHOLD = "1000000"  # never asks for more than one replica: the queue does that
+
+
+def wake_query(namespace: str, api_base: str) -> str:
+    return (f'sum(increase({LITELLM_CALLS}{{namespace="{namespace}",'
+            f'api_base=~"{api_base}.*"}}[{WAKE_WINDOW}]))')
+
+
+def _wake_triggers(scaling: Autoscaler, namespace: str) -> list[K8s]:
+    """At zero replicas: calls LiteLLM made (and saw fail) in the last minutes wake it."""
+    if not scaling.wake_api_base:
+        return []
+    return [{
+        "type": "prometheus",
+        "name": "litellm-calls",
+        "metricType": "AverageValue",
+        "metadata": {
+            "serverAddress": scaling.server_address,
+            "query": wake_query(namespace, scaling.wake_api_base),
+            "threshold": WAKE_THRESHOLD,
+            "activationThreshold": "0",
+        },
+    }]
 
 
 def _network_policy(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
