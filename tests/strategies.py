@@ -75,7 +75,18 @@ def _litellm(draw: st.DrawFn, backends: list[dict[str, Any]]) -> dict[str, Any]:
     router: dict[str, Any] = {"numRetries": draw(st.integers(0, 5))}
     if len(aliases) > 1 and draw(st.booleans()):
         router["fallbacks"] = {aliases[0]: aliases[1:]}
+    if draw(st.booleans()):
+        models[0]["params"] = {"rpm": draw(st.integers(1, 1000)), "stream_timeout": 600}
     body: dict[str, Any] = {"models": models, "router": router}
+    if draw(st.booleans()):
+        body["settings"] = {"request_timeout": draw(st.integers(1, 900)),
+                            "drop_params": draw(st.booleans())}
+    if draw(st.booleans()):
+        router["redis"] = {"host": "redis.cache.svc", "port": 6379}
+    if draw(st.booleans()):
+        body["expose"] = {"host": "llm.example.com", "fromNamespace": "ingress"} | (
+            {"gateway": {"name": "gw", "namespace": "gateway"}} if draw(st.booleans())
+            else {"tlsSecret": "llm-tls"})
     if draw(st.booleans()):
         body["masterKeySecret"] = {"name": "litellm-master", "key": "key"}
     taken = {a["name"] for a in backends}
@@ -98,6 +109,9 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             "env": [{"name": f"VAR_{i}", "value": value}
                     for i, value in enumerate(draw(st.lists(TEXT, max_size=3)))],
         })
+        if "masterKeySecret" in target.get("litellm", {}):  # its own key, or the opt-in
+            agents[-1].update({"apiKeySecret": {"name": name + "-key", "key": "key"}}
+                              if draw(st.booleans()) else {"useMasterKey": True})
     spec: dict[str, Any] = {"namespace": draw(NAME), "modelAPIs": apis, "agents": agents}
     environments = []
     for env_name in draw(st.lists(st.sampled_from(["dev", "staging", "prod"]), max_size=2,

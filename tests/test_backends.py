@@ -146,7 +146,9 @@ def test_agents_get_endpoint_env(rendered: Any) -> None:
     env = {e["name"]: e for e in _container(objs, "agentic-simple-math-agent")["env"]}
     assert env["MODEL_API_URL"]["value"] == "http://agentic-litellm-proxy:4000/v1"
     assert env["MODEL_NAME"]["value"] == "smollm2:135m"
-    assert env["MODEL_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "litellm-master-key"
+    # its own key, never the proxy's master key (issue 13 item 6)
+    assert env["MODEL_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "simple-math-agent-key", "key": "key"}
     prod = rendered[("prodai", "prod")]
     env = {e["name"]: e for e in _container(prod, "prodai-summarizer")["env"]}
     assert env["MODEL_API_URL"]["value"] == "https://api.anthropic.example/v1"

@@ -176,11 +176,11 @@ def test_secrets_are_interpolated_and_documented_never_written(
 
 
 def test_one_variable_per_secret_key(dev: dict[str, Any]) -> None:
-    # The proxy's master key and the key its agent sends are one Secret key: one variable.
+    # One variable per Secret key: the proxy's master key and the agent's own key differ.
     proxy = dev["services"]["agentic-litellm-proxy"]["environment"]
     agent = dev["services"]["agentic-simple-math-agent"]["environment"]
-    assert proxy["LITELLM_MASTER_KEY"] == agent["MODEL_API_KEY"] == (
-        "${LITELLM_MASTER_KEY_MASTER_KEY}")
+    assert proxy["LITELLM_MASTER_KEY"] == "${LITELLM_MASTER_KEY_MASTER_KEY}"
+    assert agent["MODEL_API_KEY"] == "${SIMPLE_MATH_AGENT_KEY_KEY}"
 
 
 def test_pod_fields_and_spec_strings_stay_data() -> None:

@@ -80,18 +80,59 @@ def test_documents_map_to_modelapis_and_agents() -> None:
     secret = apis[entry["backend"]]["external"]["apiKeySecret"]
     assert secret == {"name": "openai-secrets", "key": "api-key"}  # from proxyConfig.env
     agents = {a["name"]: a for a in spec["agents"]}
+    # It used the proxy's master key before the import; it keeps it, opted in and noted.
     assert agents["math-agent"] == {"name": "math-agent", "modelAPI": "litellm-proxy",
                                     "model": "smollm2:135m", "replicas": 2,
                                     "image": "ghcr.io/example/simple-math-agent:0.1.0",
-                                    "env": [{"name": "LOG_LEVEL", "value": "info"}]}
+                                    "env": [{"name": "LOG_LEVEL", "value": "info"}],
+                                    "useMasterKey": True}
 
 
 def test_unimported_fields_are_listed_in_the_header() -> None:
     text = import_files([LITELLM, AGENTS])
     header = _header(text)
-    assert "litellm-config.yaml:21: model_list[3].litellm_params.rpm: not imported" in header
-    assert "litellm-config.yaml:39: litellm_settings: not imported" in header
+    assert "not imported" not in header.split("agents.yaml")[0]  # the config loses nothing
     assert "agents.yaml:52: spec.mcpServers: not imported" in header
+    assert "math-agent' keeps the proxy's master key (useMasterKey: true)" in header
+
+
+def test_every_litellm_param_and_setting_is_carried() -> None:
+    """Issue 15 item 6: keys the import used to drop reach params and settings."""
+    proxy = _apis(import_files([LITELLM]))["litellm-proxy"]["litellm"]
+    models = proxy["models"]
+    assert models[1]["name"] == "tinyllama"
+    assert models[1]["params"] == {"stream_timeout": 600}
+    assert models[3]["params"] == {"rpm": 60}
+    assert "params" not in models[0]
+    assert proxy["settings"] == {"drop_params": True}
+
+
+def test_router_redis_and_agent_key_are_imported(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - {model_name: m, litellm_params: {model: openai/gpt-4o-mini}}\n"
+        "router_settings:\n"
+        "  routing_strategy: usage-based-routing-v2\n"
+        "  redis_host: redis.cache.svc\n"
+        "  redis_port: 6380\n"
+        "  redis_password: os.environ/REDIS_PASSWORD\n"
+        "general_settings: {master_key: os.environ/LITELLM_MASTER_KEY}\n")
+    agent = tmp_path / "agent.yaml"
+    agent.write_text(
+        "apiVersion: agentic.example.com/v1alpha1\nkind: Agent\nmetadata: {name: bot}\n"
+        "spec:\n  modelAPI: litellm-proxy\n  model: m\n  image: ghcr.io/x/bot:1.0.0\n"
+        "  env:\n    - name: MODEL_API_KEY\n"
+        "      valueFrom: {secretKeyRef: {name: bot-key, key: key}}\n")
+    text = import_files([str(config), str(agent)])
+    spec = yaml.safe_load(text)["spec"]
+    apis = {a["name"]: a for a in spec["modelAPIs"]}
+    router = apis["litellm-proxy"]["litellm"]["router"]
+    assert router["redis"] == {"host": "redis.cache.svc", "port": 6380,
+                               "passwordSecret": {"name": "redis-password", "key": "password"}}
+    (bot,) = spec["agents"]
+    assert bot["apiKeySecret"] == {"name": "bot-key", "key": "key"}
+    assert "env" not in bot and "useMasterKey" not in bot
 
 
 def test_embedded_config_env_keys_and_wildcard_proxy(tmp_path: Path) -> None:

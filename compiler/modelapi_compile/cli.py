@@ -57,6 +57,11 @@ def _github_annotation(problem: Problem) -> str:
     return f"::error {where},title=modelapi-compile::{escape(message)}"
 
 
+def _warn(warnings: tuple[Problem, ...]) -> None:
+    for warning in warnings:
+        click.echo(warning.render("warning"), err=True)
+
+
 def _guarded(func: F) -> F:
     """Turn user errors into exit 1 and bugs into exit 3, never a traceback by default."""
 
@@ -231,6 +236,7 @@ def validate(spec: str, report_format: str) -> None:
     from .validate import load_spec
 
     validated = load_spec(spec)
+    _warn(validated.warnings)
     apis, agents = validated.stack.spec.model_apis, validated.stack.spec.agents
     envs = [e.name for e in validated.environments]
     if report_format == "json":
@@ -281,6 +287,7 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
         progress("write")
     finally:
         progress.done()
+    _warn(compiled.warnings)
     root = Path(out)
     spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
     stack = compiled.base.name

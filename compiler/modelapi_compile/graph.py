@@ -79,6 +79,7 @@ def _cluster(prefix: str, name: str, stack: ModelStack) -> Cluster:
     for i, api in enumerate(spec.model_apis):
         cluster.nodes.append(Node(api_ids[api.name], _api_label(api), _api_shape(api)))
         cluster.nodes.extend(_routes(cluster, prefix, i, api, api_ids))
+        cluster.nodes.extend(_litellm_services(cluster, prefix, i, api, api_ids[api.name]))
         gpu = _gpu_node(f"{prefix}_gpu{i}", api)
         if gpu:
             cluster.nodes.append(gpu)
@@ -128,6 +129,30 @@ def _routes(cluster: Cluster, prefix: str, index: int, api: ModelAPI,
             continue
         node = Node(f"{prefix}_url{index}_{j}", f"{entry.provider} {entry.url}", "endpoint")
         cluster.edges.append(Edge(source, node.id, label))
+        yield node
+
+
+def _litellm_services(cluster: Cluster, prefix: str, index: int, api: ModelAPI, api_id: str
+                      ) -> Iterator[Node]:
+    """A proxy's entry point from outside (Ingress or HTTPRoute) and the database and Redis
+    it keeps state in."""
+    if not api.litellm:
+        return
+    litellm = api.litellm
+    if litellm.expose:
+        expose = litellm.expose
+        via = (f"HTTPRoute on {expose.gateway.namespace}/{expose.gateway.name}"
+               if expose.gateway else "Ingress")
+        node = Node(f"{prefix}_expose{index}", f"{via} {expose.host}", "endpoint")
+        cluster.edges.append(Edge(node.id, api_id, f"from {expose.source_namespace}"))
+        yield node
+    for kind, address in (("database", litellm.database if litellm.database_url_secret
+                           else None), ("redis", litellm.router.redis)):
+        if address is None:
+            continue
+        where = address.host or address.cidr
+        node = Node(f"{prefix}_{kind}{index}", f"{kind} {where}:{address.port}", "endpoint")
+        cluster.edges.append(Edge(api_id, node.id))
         yield node
 
 

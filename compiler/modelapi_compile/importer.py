@@ -62,9 +62,10 @@ from urllib.parse import urlsplit
 from . import yamlout
 from .loader import MAX_FILE_BYTES, Positions, load_bytes
 from .problems import Path, Problem, SpecError, did_you_mean, format_path
+from .secret_values import ENV_REF, USERINFO_PASSWORD, secretish_name
 from .spec import API_VERSION, KIND
 from .spec_schema import MODELINE
-from .validate import validate_document
+from .validate import COMPUTED_PARAMS, validate_document
 
 CRD_GROUP = "agentic.example.com"
 CRD_API_VERSION = f"{CRD_GROUP}/v1alpha1"
@@ -87,10 +88,7 @@ PUBLIC_URLS = {
 _OLLAMA_DEFAULT_BASE = "http://localhost:11434"  # LiteLLM's default for ollama/ routes
 _LOCAL_HOSTS = {"localhost", "0.0.0.0", "::1", "host.docker.internal"}
 _CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
-_SECRET_WORDS = {"key", "token", "password", "passwd", "secret", "credential", "credentials"}
-_ENV_REF = "os.environ/"
 _DOC_MARKER = re.compile(r"^(---|\.\.\.)(?=\s|$)")
-_USERINFO_PASSWORD = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
 _NOT_IMPORTED = "not imported: the spec has no field for it"
 
 
@@ -356,6 +354,10 @@ def _agent(state: _Import, doc: _Doc) -> None:
     # KAOS keeps env under spec.config; spec.env is accepted too.
     env_at: Path = ("spec", "env") if "env" in spec else ("spec", "config", "env")
     env = _env_list(state, doc, env_at, _get(doc.data, *[str(p) for p in env_at]))
+    own_key = _env_secrets(env).get("MODEL_API_KEY")
+    if own_key:  # the agent's own key: the spec's apiKeySecret sets MODEL_API_KEY
+        agent["apiKeySecret"] = own_key
+        env = [item for item in env if item["name"] != "MODEL_API_KEY"]
     if env:
         agent["env"] = env
     _known_fields(state, doc, ("spec",), spec, {"image", "modelAPI", "model", "port",
@@ -379,7 +381,7 @@ def _env_list(state: _Import, doc: _Doc, at: Path, value: Any) -> list[dict[str,
         if not isinstance(name, str):
             state.fail(doc, (*at, i), "an env entry needs a name")
             continue
-        if isinstance(item.get("value"), str) and _secretish(name) and item["value"]:
+        if isinstance(item.get("value"), str) and secretish_name(name) and item["value"]:
             _refuse_secret(state, doc, (*at, i, "value"), name)
             continue
         env.append({k: item[k] for k in ("name", "value", "valueFrom") if k in item})
@@ -504,7 +506,7 @@ def _cli_entry(state: _Import, doc: _Doc, at: Path, model: str, api_base: Any,
     provider = model.partition("/")[0] if "/" in model else _infer_provider(model)
     var = f"{(provider or '').upper()}_API_KEY"
     params = {"model": model, "api_base": api_base,
-              "api_key": _ENV_REF + var if var in secrets else None}
+              "api_key": ENV_REF + var if var in secrets else None}
     route = _route(state, doc, at, params, secrets, field_names=("model", "apiBase"))
     return {"name": model, **route} if route is not None else None
 
@@ -548,8 +550,13 @@ def _litellm_api(state: _Import, doc: _Doc, at: Path, name: str,
             state.broken.add((name, str(_get(entry, "model_name"))))
     _settings(state, doc, litellm, secrets)
     _check_fallbacks(state, doc, name, litellm)
+    settings = doc.data.get("litellm_settings")
+    if isinstance(settings, dict) and settings:
+        litellm["settings"] = settings
+    elif settings is not None:
+        state.fail(doc, ("litellm_settings",), "litellm_settings must be a mapping")
     _known_fields(state, doc, (), doc.data, {"model_list", "router_settings",
-                                              "general_settings"})
+                                              "general_settings", "litellm_settings"})
     state.apis[name] = {"name": name, "litellm": litellm}
 
 
@@ -578,14 +585,15 @@ def _model_entry(state: _Import, doc: _Doc, at: Path, entry: Any,
         state.fail(doc, (*at, "litellm_params"), "litellm_params must be a mapping")
         return None
     _known_fields(state, doc, at, entry, {"model_name", "litellm_params"})
-    _known_fields(state, doc, (*at, "litellm_params"), params, {"model", "api_base",
-                                                                 "api_key"})
     route = _route(state, doc, (*at, "litellm_params"), params, secrets)
     if route is None:
         return None
     if route.get("model") == alias:
         del route["model"]  # the spec's default: the backend's model id is the alias
-    return {"name": alias, **route}
+    # Every other litellm_params key (rpm, stream_timeout, ...) is carried as written;
+    # literal secret values were refused by _scan_secrets.
+    extra = {k: v for k, v in params.items() if k not in COMPUTED_PARAMS}
+    return {"name": alias, **route, **({"params": extra} if extra else {})}
 
 
 def _route(state: _Import, doc: _Doc, at: Path, params: dict[str, Any],
@@ -612,9 +620,9 @@ def _route(state: _Import, doc: _Doc, at: Path, params: dict[str, Any],
 
 
 def _usable_url(state: _Import, doc: _Doc, at: Path, value: Any) -> bool:
-    if isinstance(value, str) and value.startswith(_ENV_REF):
+    if isinstance(value, str) and value.startswith(ENV_REF):
         state.fail(doc, at, f"the URL comes from the environment variable "
-                   f"{value[len(_ENV_REF):]} at run time", "write the URL itself to import it")
+                   f"{value[len(ENV_REF):]} at run time", "write the URL itself to import it")
         return False
     if not isinstance(value, str) or not re.match(r"^https?://[^\s/$.?#][^\s]*$", value):
         state.fail(doc, at, f"{value!r} is not an http(s) URL")
@@ -780,9 +788,38 @@ def _router(state: _Import, doc: _Doc, settings: Any) -> dict[str, Any]:
     fallbacks = _fallbacks(state, doc, (*at, "fallbacks"), settings.get("fallbacks"))
     if fallbacks:
         router["fallbacks"] = fallbacks
+    redis = _redis(state, doc, at, settings)
+    if redis:
+        router["redis"] = redis
     _known_fields(state, doc, at, settings, {"routing_strategy", "num_retries", "timeout",
-                                             "fallbacks"})
+                                             "fallbacks", *_REDIS_KEYS})
     return router
+
+
+_REDIS_KEYS = ("redis_host", "redis_port", "redis_password")
+
+
+def _redis(state: _Import, doc: _Doc, at: Path, settings: dict[str, Any]
+           ) -> dict[str, Any] | None:
+    """router_settings redis_host/redis_port/redis_password -> router.redis."""
+    host, port = settings.get("redis_host"), settings.get("redis_port", 6379)
+    if host is None:
+        return None
+    if not isinstance(host, str) or host.startswith(ENV_REF):
+        state.fail(doc, (*at, "redis_host"), "redis_host must be the host itself",
+                   "write the host name; the spec needs it for the NetworkPolicy")
+        return None
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if not isinstance(port, int) or isinstance(port, bool):
+        state.fail(doc, (*at, "redis_port"), "redis_port must be a port number")
+        return None
+    redis: dict[str, Any] = {"host": host, "port": port}
+    password = _secret_ref(state, doc, (*at, "redis_password"), settings.get("redis_password"),
+                           {}, "password")
+    if isinstance(password, dict):
+        redis["passwordSecret"] = password
+    return redis
 
 
 def _number(state: _Import, doc: _Doc, at: Path, value: Any, into: dict[str, Any], key: str,
@@ -823,10 +860,10 @@ def _secret_ref(state: _Import, doc: _Doc, at: Path, value: Any,
     """`os.environ/VAR` -> a SecretRef; None when unset; False after refusing a literal."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not value.startswith(_ENV_REF):
+    if not isinstance(value, str) or not value.startswith(ENV_REF):
         _refuse_secret(state, doc, at, str(at[-1]))
         return False
-    var = value[len(_ENV_REF):]
+    var = value[len(ENV_REF):]
     if var in secrets:
         return dict(secrets[var])
     name = _kebab(var)
@@ -848,8 +885,8 @@ def _scan_secrets(state: _Import, doc: _Doc, at: Path, value: Any) -> None:
     (environment_variables, litellm_settings): the import refuses the whole file."""
     if isinstance(value, dict):
         for key, item in value.items():
-            literal = isinstance(item, str) and item and not item.startswith(_ENV_REF)
-            if literal and (_secretish(str(key)) or _USERINFO_PASSWORD.search(item)):
+            literal = isinstance(item, str) and item and not item.startswith(ENV_REF)
+            if literal and (secretish_name(str(key)) or USERINFO_PASSWORD.search(item)):
                 _refuse_secret(state, doc, (*at, key), str(key))
             else:
                 _scan_secrets(state, doc, (*at, key), item)
@@ -858,16 +895,21 @@ def _scan_secrets(state: _Import, doc: _Doc, at: Path, value: Any) -> None:
             _scan_secrets(state, doc, (*at, i), item)
 
 
-def _secretish(name: str) -> bool:
-    """api_key, MASTER_KEY, redis_password, aws_session_token, vertex_credentials..."""
-    words = [w for w in re.split(r"[_\-.]|(?<=[a-z])(?=[A-Z])", name) if w]
-    return bool(words) and words[-1].lower() in _SECRET_WORDS
-
-
 # --- output ----------------------------------------------------------------------------------
 
 
+def _keep_master_keys(state: _Import) -> None:
+    """Agents on a proxy with a master key used it before: keep that, opted in and noted."""
+    for agent, (doc, at) in zip(state.agents, state.agent_origins, strict=True):
+        proxy = state.apis.get(agent["modelAPI"], {}).get("litellm") or {}
+        if proxy.get("masterKeySecret") and "apiKeySecret" not in agent:
+            agent["useMasterKey"] = True
+            state.note(doc, at, f"agent '{agent['name']}' keeps the proxy's master key "
+                       "(useMasterKey: true); mint it a virtual key and set apiKeySecret")
+
+
 def _render(state: _Import, paths: list[str], stack: str, namespace: str) -> str:
+    _keep_master_keys(state)
     spec: dict[str, Any] = {"namespace": namespace, "modelAPIs": list(state.apis.values())}
     if state.agents:
         spec["agents"] = state.agents

@@ -219,7 +219,7 @@ class SchemaCatalog:
         self.strict = strict
         root = project_schema_root()
         self.locations = (*locations, root / "gitops", root / "monitoring", root / "secrets",
-                          root / "autoscaling")
+                          root / "autoscaling", root / "networking")
         self.crds = crds or {}
         self._compiled: dict[tuple[str, str], CompiledSchema] = {}
 

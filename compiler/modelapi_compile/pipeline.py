@@ -11,6 +11,7 @@ from pathlib import PurePath
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects, claim_names, namespace_object
+from .problems import Problem
 from .resolve import gitops_plan, resolve_environments
 from .resolved import K8s, ResolvedStack
 from .validate import load_spec
@@ -27,6 +28,7 @@ class Compiled:
     gitops: dict[str, list[K8s]]  # per output file
     # `namespace/name` of every claim the environments own (prune-protected model caches)
     claims: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # risky choices the spec opted into
 
 
 def _quiet(stage: str) -> None:
@@ -81,4 +83,5 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
                 objects[env.environment] = env_objects
                 environments.append(env)
         verifier.finish()
-    return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)))
+    return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)),
+                    validated.warnings)

@@ -33,10 +33,10 @@ class Problem:
     message: str
     hint: str = field(default="", compare=False)
 
-    def render(self) -> str:
+    def render(self, severity: str = "error") -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         what = f"{self.path}: {self.message}" if self.path else self.message
-        return f"{where}: error: {what}" + (f" ({self.hint})" if self.hint else "")
+        return f"{where}: {severity}: {what}" + (f" ({self.hint})" if self.hint else "")
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -22,6 +22,7 @@ from .resolved import (
     Monitoring,
     NetworkRules,
     ResolvedStack,
+    SecretKey,
     Workload,
     selector_labels,
 )
@@ -31,8 +32,10 @@ from .spec import (
     KUBE_DNS,
     Agent,
     LabelSelector,
+    Litellm,
     ModelAPI,
     ModelStack,
+    NetworkAddress,
     Vllm,
 )
 from .validate import EnvironmentSpec, ValidatedSpec
@@ -82,10 +85,9 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
             workload = w.ollama_workload(fullname, api.ollama, cluster, network)
             workloads[api.name] = w.with_pod_options(workload, api.ollama, selector, cluster)
         elif api.litellm:
-            config, key_env = litellm_config(api, graph.apis, endpoints,
-                                             spec.monitoring.enabled)
-            workload = w.litellm_workload(fullname, api.litellm, config, key_env,
-                                          cluster, network, spec.monitoring.enabled)
+            config = litellm_config(api, graph.apis, endpoints, spec.monitoring.enabled)
+            workload = w.litellm_workload(fullname, api.litellm, config, cluster, network,
+                                          spec.monitoring.enabled)
             autoscaler = w.hpa(api.litellm.autoscaling) if api.litellm.autoscaling else None
             workloads[api.name] = w.with_pod_options(workload, api.litellm, selector, cluster,
                                                      autoscaler)
@@ -93,8 +95,10 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         endpoint = endpoints[agent.model_api]
         env_vars: list[K8s] = [{"name": "MODEL_API_URL", "value": endpoint.url},
                                {"name": "MODEL_NAME", "value": agent.model}]
-        if endpoint.api_key_secret:
-            env_vars.append(w.secret_env("MODEL_API_KEY", endpoint.api_key_secret))
+        key = ((agent.api_key_secret.name, agent.api_key_secret.key) if agent.api_key_secret
+               else endpoint.api_key_secret)  # validate.py demands the opt-in for a master key
+        if key:
+            env_vars.append(w.secret_env("MODEL_API_KEY", key))
         cluster = _cluster(stack, None)
         workload = w.agent_workload(agent, env_vars, cluster,
                                     _network_rules(agent.name, stack, graph, endpoints))
@@ -195,9 +199,18 @@ def _env_name(text: str) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", text.upper()).strip("_")
 
 
+# litellm_settings the proxy gets unless the spec's `settings` say otherwise:
+# drop_params: OpenAI parameters a provider does not take (presence_penalty, logit_bias to
+#   ollama_chat) are dropped instead of failing with 400 UnsupportedParamsError;
+# disable_hf_tokenizer_download: no Hugging Face tokenizer download for llama-3-like model ids
+#   (tens of seconds per request without internet, long enough to fail liveness probes).
+LITELLM_SETTINGS_DEFAULTS: K8s = {"drop_params": True, "disable_hf_tokenizer_download": True}
+
+
 def litellm_config(api: ModelAPI, apis: dict[str, ModelAPI], endpoints: dict[str, Endpoint],
-                   metrics: bool) -> tuple[str, list[K8s]]:
-    """The proxy's config.yaml text and the env vars that feed its `os.environ/` keys."""
+                   metrics: bool) -> w.LitellmConfig:
+    """The proxy's config.yaml text, the env vars that feed its `os.environ/` keys and the
+    key Prometheus must send to /metrics (None when /metrics is open)."""
     assert api.litellm
     litellm = api.litellm
     key_env: dict[str, tuple[str, str]] = {}
@@ -227,15 +240,29 @@ def litellm_config(api: ModelAPI, apis: dict[str, ModelAPI], endpoints: dict[str
                 var = f"MODEL_{index}_API_KEY"
                 key_env[var] = (entry.api_key_secret.name, entry.api_key_secret.key)
                 params["api_key"] = f"os.environ/{var}"
+        params.update(sorted(entry.params.items()))  # validate.py keeps the computed keys out
         model_list.append({"model_name": entry.name, "litellm_params": params})
     router = litellm.router
     router_settings: K8s = {"routing_strategy": router.strategy,
                             "num_retries": router.num_retries, "timeout": router.timeout}
     if router.fallbacks:
         router_settings["fallbacks"] = [{k: list(v)} for k, v in router.fallbacks.items()]
-    config: K8s = {"model_list": model_list, "router_settings": router_settings}
+    if router.redis:
+        router_settings["redis_host"] = router.redis.host
+        router_settings["redis_port"] = router.redis.port
+        if router.redis.password_secret:
+            router_settings["redis_password"] = "os.environ/ROUTER_REDIS_PASSWORD"
+            key_env["ROUTER_REDIS_PASSWORD"] = (router.redis.password_secret.name,
+                                         router.redis.password_secret.key)
+    metrics_key = _metrics_key(litellm)
+    settings = {**LITELLM_SETTINGS_DEFAULTS, **_metrics_settings(metrics, metrics_key),
+                **litellm.settings}
     if metrics:
-        config["litellm_settings"] = {"callbacks": ["prometheus"]}
+        given = settings.get("callbacks") or []
+        callbacks = list(given) if isinstance(given, list) else [given]
+        settings["callbacks"] = callbacks + [c for c in ["prometheus"] if c not in callbacks]
+    config: K8s = {"model_list": model_list, "router_settings": router_settings,
+                   "litellm_settings": settings}
     general: K8s = {}
     env: list[K8s] = []
     if litellm.master_key_secret:
@@ -249,7 +276,24 @@ def litellm_config(api: ModelAPI, apis: dict[str, ModelAPI], endpoints: dict[str
     if general:
         config["general_settings"] = general
     env += [w.secret_env(name, secret) for name, secret in sorted(key_env.items())]
-    return yamlout.dump(config), env
+    authenticated = metrics and metrics_key is not None and bool(
+        settings.get("require_auth_for_metrics_endpoint"))
+    return w.LitellmConfig(yamlout.dump(config), env,
+                           metrics_key if authenticated else None)
+
+
+def _metrics_key(litellm: Litellm) -> SecretKey | None:
+    """The key Prometheus sends when the proxy checks keys: its own, or the master key."""
+    secret = litellm.metrics_key_secret or litellm.master_key_secret
+    return SecretKey(name=secret.name, key=secret.key) if secret else None
+
+
+def _metrics_settings(metrics: bool, key: SecretKey | None) -> K8s:
+    """/metrics lists models, keys' aliases, teams and spend: with a key to check, only
+    callers that hold one may read it (LiteLLM leaves it open by default)."""
+    if metrics and key is not None:
+        return {"require_auth_for_metrics_endpoint": True}
+    return {}
 
 
 # --- network edges ---------------------------------------------------------------------------
@@ -348,6 +392,9 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
     if api and api.vllm:
         external_ports |= _vllm_downloads(api.vllm)
         egress += _workload_identity_egress(api.vllm)
+    if api and api.litellm:
+        ingress += _exposure_ingress(api.litellm, own_port)
+        egress += _litellm_service_egress(api.litellm)
     for port, public_only in sorted(external_ports):
         block: K8s = {"cidr": "0.0.0.0/0"}
         if public_only:
@@ -380,6 +427,38 @@ def _workload_identity_egress(vllm: Vllm) -> list[K8s]:
         return []
     return [{"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
             for cidr, port in _GKE_METADATA]
+
+
+def _exposure_ingress(litellm: Litellm, port: int | None) -> list[K8s]:
+    """The ingress controller's (or gateway's) namespace, and nothing wider."""
+    if litellm.expose is None:
+        return []
+    source = {"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": litellm.expose.source_namespace}}}
+    return [{"from": [source], "ports": [{"port": port, "protocol": "TCP"}]}]
+
+
+def _litellm_service_egress(litellm: Litellm) -> list[K8s]:
+    """Exactly the database and Redis the proxy uses: their address and port."""
+    addresses: list[NetworkAddress] = []
+    if litellm.database is not None and litellm.database_url_secret is not None:
+        addresses.append(litellm.database)
+    if litellm.router.redis is not None:
+        addresses.append(litellm.router.redis)
+    return [{"to": [address_peer(address)],
+             "ports": [{"port": address.port, "protocol": "TCP"}]} for address in addresses]
+
+
+def address_peer(address: NetworkAddress) -> K8s:
+    """The NetworkPolicy peer of an address (validate.py refuses DNS names it cannot match):
+    an ipBlock, the stack's own namespace, or the Service's namespace."""
+    network = address.ip_network()
+    if network:
+        return {"ipBlock": {"cidr": network}}
+    namespace = address.service_namespace()
+    if not namespace:
+        return {"podSelector": {}}
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
 
 
 def _url_port(url: str) -> int:

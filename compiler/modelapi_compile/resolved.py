@@ -82,6 +82,27 @@ class Autoscaler(Values):
         None, description="KEDA at zero replicas: LiteLLM's calls to this api_base wake it")
 
 
+class SecretKey(Values):
+    name: str
+    key: str
+
+
+class Exposure(Values):
+    """How the workload is reached from outside: an Ingress, or an HTTPRoute on a Gateway."""
+
+    host: str = Field(description="public host name")
+    kind: Literal["Ingress", "HTTPRoute"] = Field(description="object that exposes it")
+    ingress_class_name: str | None = Field(None, description="Ingress class")
+    tls_secret: str | None = Field(None, description="TLS Secret of the Ingress")
+    gateway_name: str | None = Field(None, description="Gateway of the HTTPRoute")
+    gateway_namespace: str | None = Field(None, description="namespace of that Gateway")
+    section_name: str | None = Field(None, description="listener of that Gateway")
+    request_timeout: str | None = Field(
+        None, description="HTTPRoute request timeout: the router's timeout, not the gateway's "
+        "default (15 s in Envoy)")
+    annotations: dict[str, str] = Field(default_factory=dict, description="annotations")
+
+
 class Workload(Values):
     """One Deployment with its Service, ServiceAccount and optional satellites."""
 
@@ -117,6 +138,9 @@ class Workload(Values):
     config: ConfigFile | None = Field(None, description="one config file in a ConfigMap (LiteLLM)")
     persistence: Persistence | None = Field(None, description="PVC <stack>-<name>-cache")
     metrics_path: str | None = Field(None, description="ServiceMonitor path when monitoring is on")
+    metrics_secret: SecretKey | None = Field(
+        None, description="bearer token Prometheus sends to metricsPath")
+    expose: Exposure | None = Field(None, description="Ingress or HTTPRoute")
     network: NetworkRules = Field(default_factory=NetworkRules, description="NetworkPolicy rules")
     autoscaling: Autoscaler | None = Field(
         None, description="HPA or KEDA; the Deployment then has no replicas of its own")

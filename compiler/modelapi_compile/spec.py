@@ -32,6 +32,7 @@ _DURATION_SECONDS = {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 _IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-zA-Z0-9_.-]+)*(@sha256:[a-f0-9]{64})?$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 _VERSION = re.compile(r"^v?1\.[0-9]{2}(\.[0-9]+)?$")
+_HOST = re.compile(r"^[a-zA-Z0-9]([-a-zA-Z0-9.:]*[a-zA-Z0-9])?$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
@@ -375,6 +376,9 @@ class LitellmModel(Model):
     url: Url | None = Field(None, description="a raw endpoint outside the spec")
     provider: str | None = Field(None, description="LiteLLM provider prefix for url")
     api_key_secret: SecretRef | None = Field(None, description="key for url")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="more litellm_params (timeout, stream_timeout, rpm, "
+        "tpm, max_retries, order, weight, ...); not model, api_base or api_key")
 
     @model_validator(mode="after")
     def _backend_or_url(self) -> LitellmModel:
@@ -388,6 +392,86 @@ class LitellmModel(Model):
         return self
 
 
+def _host(value: str) -> str:
+    if not _HOST.match(value) or len(value) > 253:
+        raise ValueError(f"'{value}' is not a host name or IP address")
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a CIDR such as 10.20.0.0/16 (host bits unset)"
+                         ) from None
+    return value
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+Host = Annotated[str, AfterValidator(_host)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class NetworkAddress(Model):
+    """Where a service outside the stack listens, for an exact NetworkPolicy egress rule:
+    an IP, an in-cluster Service (`name`, `name.namespace`, `name.namespace.svc...`) or, for
+    a DNS name outside the cluster, the address range in `cidr`."""
+
+    host: Host | None = Field(None, description="IP address or in-cluster Service name")
+    port: Port = Field(description="port the server listens on (the pod's port)")
+    cidr: Cidr | None = Field(None, description="address range to allow instead of `host` "
+                              "(required for a DNS name outside the cluster)")
+
+    @model_validator(mode="after")
+    def _host_or_cidr(self) -> NetworkAddress:
+        if self.host is None and self.cidr is None:
+            raise ValueError("set host (an IP or in-cluster Service) or cidr")
+        return self
+
+    def service_namespace(self) -> str | None:
+        """The namespace of the in-cluster Service `host` names ("" for the stack's own:
+        a short name), or None for an IP address or a DNS name outside the cluster."""
+        host = self.host or ""
+        if not host or _is_ip(host):
+            return None
+        parts = host.lower().split(".")
+        if len(parts) == 1:
+            return ""
+        if len(parts) >= 3 and parts[2] == "svc":
+            return parts[1]
+        return None
+
+    def ip_network(self) -> str | None:
+        """The CIDR an egress rule allows: `cidr`, or `host` as a single address."""
+        if self.cidr:
+            return self.cidr
+        if self.host and _is_ip(self.host):
+            address = ipaddress.ip_address(self.host)
+            return f"{address}/{address.max_prefixlen}"
+        return None
+
+
+class Database(NetworkAddress):
+    """LiteLLM's Postgres; the URL itself stays in `databaseUrlSecret`."""
+
+    port: Port = Field(5432, description="port the database listens on")
+
+
+class Redis(NetworkAddress):
+    """Shared state of LiteLLM replicas: router_settings redis_host/redis_port/redis_password."""
+
+    host: Host = Field(description="Redis host as LiteLLM connects to it")
+    port: Port = Field(6379, description="Redis port")
+    password_secret: SecretRef | None = Field(None, description="Secret with the password")
+
+
 class Router(Model):
     strategy: Literal[
         "simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
@@ -396,6 +480,46 @@ class Router(Model):
     num_retries: Annotated[int, Field(ge=0)] = 2
     timeout: Annotated[float, Field(gt=0)] = 600
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    redis: Redis | None = Field(
+        None, description="shared routing state; required by least-busy, usage-based and "
+        "latency-based routing with more than one replica")
+
+
+class Gateway(Model):
+    """A Gateway API Gateway the HTTPRoute attaches to."""
+
+    name: Name
+    namespace: Name
+    section_name: Name | None = Field(None, description="listener of the Gateway")
+
+
+class Expose(Model):
+    """The proxy outside the cluster: an Ingress, or an HTTPRoute with `gateway`."""
+
+    host: Host = Field(description="public host name")
+    ingress_class_name: str | None = Field(None, description="Ingress class (Ingress only)")
+    tls_secret: Name | None = Field(None, description="TLS Secret of the host (Ingress only)")
+    from_namespace: Name | None = Field(
+        None, description="namespace of the ingress controller or gateway pods the "
+        "NetworkPolicy admits; default: gateway.namespace (required for an Ingress)")
+    gateway: Gateway | None = Field(None, description="attach an HTTPRoute to this Gateway")
+    annotations: dict[str, str] = Field(default_factory=dict,
+                                        description="annotations of the Ingress or HTTPRoute")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Expose:
+        if self.gateway is not None and (self.ingress_class_name or self.tls_secret):
+            raise ValueError("ingressClassName and tlsSecret belong to an Ingress; with "
+                             "gateway, TLS is set on the Gateway's listener")
+        if self.gateway is None and self.from_namespace is None:
+            raise ValueError("set fromNamespace: the namespace of the ingress controller "
+                             "pods, which the NetworkPolicy admits")
+        return self
+
+    @property
+    def source_namespace(self) -> str:
+        assert self.from_namespace or self.gateway
+        return self.from_namespace or self.gateway.namespace  # type: ignore[union-attr]
 
 
 class Litellm(PodOptions):
@@ -405,8 +529,17 @@ class Litellm(PodOptions):
     database_url_secret: SecretRef | None = Field(
         None, description="DATABASE_URL for LiteLLM's own database; none unless set"
     )
+    database: Database | None = Field(
+        None, description="where the database listens, for the egress rule")
+    metrics_key_secret: SecretRef | None = Field(
+        None, description="key the ServiceMonitor sends to /metrics; default: the master key")
     models: list[LitellmModel] = Field(default_factory=list)
     router: Router = Field(default_factory=Router)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="litellm_settings over the defaults (drop_params "
+        "and disable_hf_tokenizer_download true); no secret values, os.environ/ references "
+        "allowed")
+    expose: Expose | None = None
     resources: Resources = Field(default_factory=Resources)
     autoscaling: Autoscaling | None = Field(None, description="HPA on CPU")
 
@@ -452,6 +585,12 @@ class Agent(PodOptions):
     health_path: str | None = Field(
         None, description="HTTP path for probes; null: a TCP check on the port"
     )
+    api_key_secret: SecretRef | None = Field(
+        None, description="the agent's own key for its modelAPI (MODEL_API_KEY), e.g. a "
+        "LiteLLM virtual key")
+    use_master_key: bool = Field(
+        False, description="hand the LiteLLM proxy's master key (its admin credential) to "
+        "this agent; needed when the proxy has one and apiKeySecret is unset")
 
 
 class Destination(Model):

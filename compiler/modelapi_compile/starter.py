@@ -146,8 +146,12 @@ def _model_apis(chosen: list[str]) -> str:
     if "litellm" in chosen:
         out.append(_block(4, [_litellm(chosen)], (
             "A LiteLLM proxy in front of the backends above: each `models` entry is an alias",
-            "clients send and the modelAPI (`backend`) or raw `url` it routes to. Clients",
-            "authenticate with the master key from the Secret litellm-master-key.",
+            "clients send and the modelAPI (`backend`) or raw `url` it routes to. The master",
+            "key (Secret litellm-master-key) is the admin credential; agents use their own.",
+            "Production knobs: `params` on a model (stream_timeout, rpm, ...), `settings`",
+            "(litellm_settings), `router.redis: {host, port, passwordSecret}` for replicas,",
+            "`expose: {host, ingressClassName, tlsSecret, fromNamespace}` or",
+            "`expose: {host, gateway: {name, namespace}}` to publish it.",
         )))
     return "".join(out)
 
@@ -197,13 +201,17 @@ def _agent_target(chosen: list[str]) -> tuple[str, str]:
 
 def _agents(chosen: list[str]) -> str:
     api, model = _agent_target(chosen)
-    agent = {"name": "assistant", "image": _AGENT_IMAGE, "modelAPI": api, "model": model,
-             "port": 8000, "replicas": 1, "env": [{"name": "LOG_LEVEL", "value": "info"}]}
-    return "\n" + _block(2, {"agents": [agent]}, (
-        "Agents: replace the image with yours. The compiler injects MODEL_API_URL (the",
-        "modelAPI's OpenAI base URL, ending in /v1), MODEL_NAME and, when the modelAPI needs",
-        "a key, MODEL_API_KEY from its Secret.",
-    ))
+    agent: dict[str, Any] = {"name": "assistant", "image": _AGENT_IMAGE, "modelAPI": api,
+                             "model": model}
+    comments = ["Agents: replace the image with yours. The compiler injects MODEL_API_URL (the",
+                "modelAPI's OpenAI base URL, ending in /v1), MODEL_NAME and, when the modelAPI",
+                "needs a key, MODEL_API_KEY from its Secret."]
+    if api == "litellm":
+        agent["apiKeySecret"] = {"name": "assistant-api-key", "key": "key"}
+        comments += ["The agent's own LiteLLM virtual key (apiKeySecret), minted by the platform",
+                     "team: never the proxy's master key."]
+    agent.update({"port": 8000, "replicas": 1, "env": [{"name": "LOG_LEVEL", "value": "info"}]})
+    return "\n" + _block(2, {"agents": [agent]}, tuple(comments))
 
 
 def _environments(namespace: str, chosen: list[str]) -> str:

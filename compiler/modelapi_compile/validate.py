@@ -19,11 +19,18 @@ from .model_sources import source_problems
 from .patch import apply_patch
 from .pod_options import SECRETISH, autoscaling_problems, pod_option_problems
 from .problems import Path, Problem, SpecError, did_you_mean
-from .spec import ACCELERATORS, API_VERSION, KIND, ModelAPI, ModelStack
+from .secret_values import secret_paths
+from .spec import ACCELERATORS, API_VERSION, KIND, Litellm, ModelAPI, ModelStack, NetworkAddress
 
 DEFAULT_ENVIRONMENT = "default"
 _SECRETISH = SECRETISH
 _OBJECT_SUFFIX = "-config"  # the longest suffix the emitters add to `<stack>-<name>`
+# Routing strategies that count requests, usage or latency in the router's memory: with
+# more than one proxy replica each one counts alone unless they share Redis.
+STATEFUL_STRATEGIES = ("least-busy", "usage-based-routing", "usage-based-routing-v2",
+                       "latency-based-routing")
+# litellm_params the compiler computes from backend/url/apiKeySecret.
+COMPUTED_PARAMS = ("model", "api_base", "api_key")
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class ValidatedSpec:
     stack: ModelStack  # the spec as written, no patch applied
     environments: tuple[EnvironmentSpec, ...]
     positions: Positions
+    warnings: tuple[Problem, ...] = ()  # valid but risky choices the user opted into
 
     def origin(self, name: str) -> tuple[Path, tuple[int, int]] | None:
         """Where the modelAPI or agent called `name` is declared in the spec."""
@@ -70,6 +78,7 @@ def validate_document(document: Document) -> ValidatedSpec:
     _check_header(data, positions)
     stack, problems = _validate_leniently(data, positions)
     environments = []
+    warnings = set(_warnings(stack, positions)) if stack is not None else set()
     if stack is not None and not stack.spec.environments:
         environments.append(EnvironmentSpec(DEFAULT_ENVIRONMENT, stack.spec.namespace, stack))
     raw = data.get("spec", {}).get("environments") if isinstance(data.get("spec"), dict) else None
@@ -86,12 +95,27 @@ def validate_document(document: Document) -> ValidatedSpec:
         env_stack, env_problems = _validate_leniently(merged, merged_positions)
         problems.extend(env_problems)
         if env_stack is not None and stack is not None:
+            warnings.update(_warnings(env_stack, merged_positions))
             namespace = env.get("namespace") if isinstance(env.get("namespace"), str) else None
             environments.append(EnvironmentSpec(env["name"], namespace or stack.spec.namespace,
                                                 env_stack))
     if problems or stack is None:
         raise SpecError(problems)
-    return ValidatedSpec(positions.file, stack, tuple(environments), positions)
+    return ValidatedSpec(positions.file, stack, tuple(environments), positions,
+                         tuple(sorted(warnings)))
+
+
+def _warnings(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
+    apis = {a.name: a for a in stack.spec.model_apis}
+    for i, agent in enumerate(stack.spec.agents):
+        target = apis.get(agent.model_api)
+        if (agent.use_master_key and agent.api_key_secret is None and target
+                and target.litellm and target.litellm.master_key_secret):
+            yield positions.problem(
+                ("spec", "agents", i, "useMasterKey"),
+                f"agent '{agent.name}' gets the master key of LiteLLM proxy '{target.name}', "
+                "its admin credential",
+                "mint a virtual key for the agent and set apiKeySecret instead")
 
 
 def _validate_leniently(data: dict[str, Any], positions: Positions
@@ -345,7 +369,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                 + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
         if api.litellm:
             yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
-                                         positions, unknown)
+                                         positions, spec.cluster.network_policies, unknown)
         if api.vllm:
             yield from source_problems(api.vllm, ("spec", "modelAPIs", i, "vllm"), positions)
         workload = api.vllm or api.litellm or api.ollama
@@ -371,6 +395,26 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                 did_you_mean(agent.model, served_models(target)))
         yield from pod_option_problems(agent, "agent", at, spec, positions)
         yield from autoscaling_problems(agent, at, spec, positions)
+        yield from _agent_key_problems(agent, target, at, positions)
+
+
+def _agent_key_problems(agent: Any, target: ModelAPI | None, at: Path, positions: Positions
+                        ) -> Iterator[Problem]:
+    """An agent on a LiteLLM proxy with a master key needs its own key, or an opt-in."""
+    proxy = target.litellm if target else None
+    if agent.use_master_key and not (proxy and proxy.master_key_secret):
+        yield positions.problem((*at, "useMasterKey"),
+                                "useMasterKey applies only to an agent on a LiteLLM proxy "
+                                "with masterKeySecret", "remove it")
+    elif (proxy and proxy.master_key_secret and agent.api_key_secret is None
+          and not agent.use_master_key):
+        assert target is not None
+        yield positions.problem(
+            (*at, "modelAPI"),
+            f"LiteLLM proxy '{target.name}' needs a key, and its master key is its admin "
+            "credential",
+            "set apiKeySecret: {name: <secret>, key: <key>} to the agent's own (virtual) key, "
+            "or useMasterKey: true to hand it the master key")
 
 
 def _unique_names(field: str, names: list[str], positions: Positions) -> Iterator[Problem]:
@@ -390,8 +434,8 @@ def _name_length(stack: str, name: str, at: Path, positions: Positions) -> Itera
 
 
 def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
-                      positions: Positions, unknown: frozenset[str] = frozenset()
-                      ) -> Iterator[Problem]:
+                      positions: Positions, network_policies: bool,
+                      unknown: frozenset[str] = frozenset()) -> Iterator[Problem]:
     assert api.litellm
     aliases = served_models(api)
     for i, entry in enumerate(api.litellm.models):
@@ -413,6 +457,29 @@ def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
                 yield positions.problem(
                     (*where, field), f"modelAPI '{backend.name}' does not serve '{wanted}'",
                     did_you_mean(wanted, served_models(backend)) or "set model: to its id")
+    litellm = api.litellm
+    for i, entry in enumerate(litellm.models):
+        for key in entry.params:
+            if key in COMPUTED_PARAMS:
+                yield positions.problem(
+                    (*at, "models", i, "params", key),
+                    f"litellm_params.{key} is computed from backend, url and apiKeySecret",
+                    "remove it here; set backend/url, model or apiKeySecret", key=True)
+        yield from _secret_problems(entry.params, (*at, "models", i, "params"), positions)
+    yield from _secret_problems(litellm.settings, (*at, "settings"), positions)
+    yield from _scaling_problems(litellm, at, positions)
+    if litellm.database is not None:
+        yield from _address_problems(litellm.database, (*at, "database"), positions)
+        if litellm.database_url_secret is None:
+            yield positions.problem((*at, "database"), "database without databaseUrlSecret",
+                                    "add databaseUrlSecret: the Secret holding DATABASE_URL")
+    elif litellm.database_url_secret is not None and network_policies:
+        yield positions.problem(
+            (*at, "databaseUrlSecret"),
+            "the NetworkPolicy needs the database's address to let the proxy reach it",
+            "add database: {host: <IP or Service>, port: 5432} or {cidr: <range>, port: 5432}")
+    if litellm.router.redis is not None:
+        yield from _address_problems(litellm.router.redis, (*at, "router", "redis"), positions)
     for alias, targets in api.litellm.router.fallbacks.items():
         where = (*at, "router", "fallbacks", alias)
         if alias not in aliases and alias not in unknown:
@@ -427,6 +494,43 @@ def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
             elif target == alias:
                 yield positions.problem((*where, j), f"'{alias}' falls back to itself",
                                         "name another model")
+
+
+def _secret_problems(value: dict[str, Any], at: Path, positions: Positions
+                     ) -> Iterator[Problem]:
+    for path, key in secret_paths(value):
+        yield positions.problem(
+            (*at, *path), f"'{key}' holds what looks like a secret value",
+            "secret values never go in the spec: write os.environ/<VARIABLE> and set the "
+            "variable from a Secret")
+
+
+def scaled_out(litellm: Litellm) -> bool:
+    """More than one proxy replica may run at once (fixed replicas or an autoscaler)."""
+    autoscaling = litellm.autoscaling  # the HPA's bounds, when declared
+    return litellm.replicas > 1 or bool(autoscaling and autoscaling.max_replicas > 1)
+
+
+def _scaling_problems(litellm: Litellm, at: Path, positions: Positions) -> Iterator[Problem]:
+    router = litellm.router
+    if router.strategy in STATEFUL_STRATEGIES and router.redis is None and scaled_out(litellm):
+        yield positions.problem(
+            (*at, "router", "strategy"),
+            f"{router.strategy} routing keeps its counts in each replica's memory, and this "
+            "proxy runs more than one replica",
+            "add router.redis: {host, port, passwordSecret} so replicas share them, or use "
+            "simple-shuffle")
+
+
+def _address_problems(address: NetworkAddress, at: Path, positions: Positions
+                      ) -> Iterator[Problem]:
+    if address.cidr is None and address.ip_network() is None \
+            and address.service_namespace() is None:
+        yield positions.problem(
+            (*at, "host"),
+            f"'{address.host}' is a DNS name outside the cluster, which a NetworkPolicy "
+            "cannot match",
+            "add cidr: the address range it resolves to (e.g. the managed service's subnet)")
 
 
 def load_spec(path: str) -> ValidatedSpec:

@@ -13,11 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model_sources import MOUNT_ROOT, claims, local_source
-from .resolved import Autoscaler, ConfigFile, K8s, NetworkRules, Persistence, Probes, Workload
+from .resolved import (
+    Autoscaler,
+    ConfigFile,
+    Exposure,
+    K8s,
+    NetworkRules,
+    Persistence,
+    Probes,
+    SecretKey,
+    Workload,
+)
 from .spec import (
     Agent,
     Autoscaling,
     Cache,
+    Expose,
     Gpu,
     Litellm,
     Ollama,
@@ -48,21 +59,23 @@ COMPILER_ENV: dict[str, frozenset[str]] = {
                        "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED",
                        "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING",
                        "GOOGLE_APPLICATION_CREDENTIALS"}),
-    "litellm": frozenset({"LITELLM_MASTER_KEY", "DATABASE_URL"}),
+    "litellm": frozenset({"LITELLM_MASTER_KEY", "DATABASE_URL", "LITELLM_MIGRATION_DIR",
+                          "ROUTER_REDIS_PASSWORD"}),
     "ollama": frozenset({"HOME", "OLLAMA_HOST", "OLLAMA_KEEP_ALIVE"}),
 }
 COMPILER_VOLUMES: dict[str, frozenset[str]] = {
     "agent": frozenset({"tmp"}),
     "vllm": frozenset({"model-cache", "dshm", "model-source", "object-store-credentials"}),
-    "litellm": frozenset({"config", "tmp", "cache", "npm"}),
+    "litellm": frozenset({"config", "tmp", "cache", "npm", "migrations"}),
     "ollama": frozenset({"data", "tmp", "puller-tmp"}),
 }
 
 DEFAULT_RESOURCES: dict[str, K8s] = {
     "agent": {"requests": {"cpu": "100m", "memory": "256Mi"},
               "limits": {"cpu": "1", "memory": "512Mi"}},
-    "litellm": {"requests": {"cpu": "500m", "memory": "1Gi"},
-                "limits": {"cpu": "2", "memory": "2Gi"}},
+    # LiteLLM's production guide: 2 vCPU and 4 GB per instance, one Uvicorn worker per pod.
+    "litellm": {"requests": {"cpu": "2", "memory": "4Gi"},
+                "limits": {"cpu": "2", "memory": "4Gi"}},
     "ollama": {"requests": {"cpu": "1", "memory": "4Gi"},
                "limits": {"cpu": "4", "memory": "8Gi"}},
     "vllm-gpu": {"requests": {"cpu": "4", "memory": "16Gi"},
@@ -395,11 +408,31 @@ def ollama_workload(fullname: str, ollama: Ollama, cluster: Cluster,
 # --- LiteLLM ---------------------------------------------------------------------------------
 
 
-def litellm_workload(fullname: str, litellm: Litellm, config_yaml: str, key_env: list[K8s],
+@dataclass(frozen=True)
+class LitellmConfig:
+    """What resolve computes for a proxy: config.yaml, its env, the /metrics key."""
+
+    text: str
+    env: list[K8s]
+    metrics_key: SecretKey | None
+
+
+# With a database, LiteLLM 1.80 applies its Prisma migrations at start-up and writes the
+# migration files next to them unless LITELLM_MIGRATION_DIR names a writable folder (the
+# package folder is on the read-only root). Prisma's own caches go to $HOME/.cache and
+# $HOME/.npm, which are writable below ("/" is HOME for a UID the image does not know).
+LITELLM_MIGRATION_DIR = "/var/lib/litellm/migrations"
+
+
+def litellm_workload(fullname: str, litellm: Litellm, config: LitellmConfig,
                      cluster: Cluster, network: NetworkRules, metrics: bool) -> Workload:
     # The image writes to /tmp, ~/.cache and ~/.npm; HOME is "/" for a UID with no home.
     scratch = [empty_dir(name, path) for name, path in
                (("tmp", "/tmp"), ("cache", "/.cache"), ("npm", "/.npm"))]
+    env = list(config.env)
+    if litellm.database_url_secret:
+        scratch.append(empty_dir("migrations", LITELLM_MIGRATION_DIR))
+        env.append({"name": "LITELLM_MIGRATION_DIR", "value": LITELLM_MIGRATION_DIR})
     config_mount = {"name": "config", "mountPath": "/etc/litellm", "readOnly": True}
     return Workload(
         component="litellm",
@@ -408,7 +441,7 @@ def litellm_workload(fullname: str, litellm: Litellm, config_yaml: str, key_env:
         port=LITELLM_PORT,
         strategy=rollout(False),
         args=["--config", "/etc/litellm/config.yaml", "--port", str(LITELLM_PORT)],
-        env=key_env,
+        env=env,
         resources=resources("litellm", litellm.resources),
         probes=Probes(
             startup=http_probe("/health/liveliness", period=5, timeout=5, failures=36),
@@ -421,10 +454,24 @@ def litellm_workload(fullname: str, litellm: Litellm, config_yaml: str, key_env:
                  *(volume for volume, _ in scratch)],
         volume_mounts=[config_mount, *(mount for _, mount in scratch)],
         config=ConfigFile(mount_path="/etc/litellm", file_name="config.yaml",
-                          content=config_yaml),
+                          content=config.text),
         metrics_path="/metrics/" if metrics else None,
+        metrics_secret=config.metrics_key if metrics else None,
+        expose=exposure(litellm.expose, litellm.router.timeout) if litellm.expose else None,
         network=network,
     )
+
+
+def exposure(expose: Expose, timeout: float) -> Exposure:
+    gateway = expose.gateway
+    return Exposure(
+        host=expose.host, kind="HTTPRoute" if gateway else "Ingress",
+        ingress_class_name=expose.ingress_class_name, tls_secret=expose.tls_secret,
+        gateway_name=gateway.name if gateway else None,
+        gateway_namespace=gateway.namespace if gateway else None,
+        section_name=gateway.section_name if gateway else None,
+        request_timeout=f"{math.ceil(timeout)}s" if gateway else None,
+        annotations=dict(sorted(expose.annotations.items())))
 
 
 # --- pod pass-through and autoscaling --------------------------------------------------------

@@ -157,7 +157,39 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
         objects.append(_network_policy(stack, namespace, name, workload))
     if monitoring.enabled and workload.metrics_path:
         objects.append(_service_monitor(stack, namespace, name, workload, monitoring))
+    if workload.expose is not None:
+        objects.append(_exposure(stack, namespace, name, workload))
     return objects
+
+
+def _exposure(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
+    """An Ingress or a Gateway API HTTPRoute to the workload's Service."""
+    expose = workload.expose
+    assert expose is not None
+    full = fullname(stack, name)
+    meta = _metadata(full, namespace, labels(stack, name, workload.component),
+                     expose.annotations or None)
+    if expose.kind == "HTTPRoute":
+        parent: K8s = {"name": expose.gateway_name, "namespace": expose.gateway_namespace}
+        if expose.section_name:
+            parent["sectionName"] = expose.section_name
+        rule: K8s = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                     "backendRefs": [{"name": full, "port": workload.port}]}
+        if expose.request_timeout:
+            rule["timeouts"] = {"request": expose.request_timeout}
+        return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": meta,
+                "spec": {"parentRefs": [parent], "hostnames": [expose.host], "rules": [rule]}}
+    spec: K8s = {}
+    if expose.ingress_class_name:
+        spec["ingressClassName"] = expose.ingress_class_name
+    if expose.tls_secret:
+        spec["tls"] = [{"hosts": [expose.host], "secretName": expose.tls_secret}]
+    spec["rules"] = [{"host": expose.host, "http": {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": full, "port": {"name": "http"}}}}]}}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
+            "spec": spec}
 
 
 def _claim(full: str, namespace: str, own_labels: dict[str, str], workload: Workload) -> K8s:
@@ -359,7 +391,15 @@ def _service_monitor(stack: str, namespace: str, name: str, workload: Workload,
         "metadata": _metadata(fullname(stack, name), namespace, own_labels),
         "spec": {
             "selector": {"matchLabels": selector_labels(stack, name)},
-            "endpoints": [{"port": "http", "path": workload.metrics_path,
-                           "interval": monitoring.interval}],
+            "endpoints": [_scrape_endpoint(workload, monitoring)],
         },
     }
+
+
+def _scrape_endpoint(workload: Workload, monitoring: Monitoring) -> K8s:
+    endpoint: K8s = {"port": "http", "path": workload.metrics_path,
+                     "interval": monitoring.interval}
+    if workload.metrics_secret is not None:  # /metrics checks keys: send one
+        endpoint["authorization"] = {"type": "Bearer", "credentials": {
+            "name": workload.metrics_secret.name, "key": workload.metrics_secret.key}}
+    return endpoint
