@@ -296,7 +296,7 @@ def test_build_check_diff_init_and_import_give_json_results(tmp_path: Path) -> N
     imported = CliRunner().invoke(cli, ["import", str(IMPORT / "litellm-config.yaml"), "-o",
                                         str(tmp_path / "i.yaml"), "--output", "json"])
     notes = json.loads(imported.output)["notes"]
-    assert any("litellm_settings" in note for note in notes)
+    assert any("OpenAI-compatible endpoint" in note for note in notes)
 
 
 def test_check_output_github_annotates_each_drifted_file(tmp_path: Path) -> None:

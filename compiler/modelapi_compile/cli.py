@@ -287,7 +287,9 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
         progress("write")
     finally:
         progress.done()
-    _warn(compiled.warnings)
+    spec_warnings = [w.render("warning") for w in compiled.warnings]
+    if report_format != "json":
+        _warn(compiled.warnings)
     root = Path(out)
     spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
     stack = compiled.base.name
@@ -299,7 +301,7 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     drift = bool(changes)
     files = len(compiled.files) + 1  # and the build manifest
     result = {"command": "build --check" if check else "build", "spec": spec,
-              "outputDir": out, "files": files, **counts, "warnings": []}
+              "outputDir": out, "files": files, **counts, "warnings": spec_warnings}
     if check:
         rerun = f"modelapi-compile build -f {spec} -o {out}"
         if report_format == "json":
@@ -324,7 +326,8 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
             "Flux and Helm keep model caches, delete it by hand when unneeded"
             for claim in left_behind]
     if report_format == "json":
-        click.echo(json.dumps({**result, "warnings": warnings + kept}, indent=2))
+        click.echo(json.dumps({**result, "warnings": spec_warnings + warnings + kept},
+                              indent=2))
         return
     for warning in warnings:
         click.echo(f"modelapi-compile: warning: {warning}", err=True)
