@@ -526,3 +526,38 @@ def test_defaults_shown_are_the_defaults_applied() -> None:
     readme = (REPO / "README.md").read_text()
     ollama_gpu = readme[readme.index("#### OllamaGpu"):]
     assert "| `count` | integer | 0 |" in ollama_gpu[:ollama_gpu.index("####", 5)]
+
+
+# --- 9: validate-manifests on a build folder --------------------------------------------------
+
+
+def test_validate_manifests_on_a_build_folder_skips_chart_and_kustomize_files_with_a_note(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build(EXAMPLE, out).exit_code == 0
+    result = CliRunner().invoke(cli, ["validate-manifests", str(out), "--strict"])
+    assert result.exit_code == 0, result.output
+    assert "Invalid: 0, Errors: 0" in result.output
+    assert "a Helm chart file, not a manifest" in result.output
+    assert "a Kustomize file, not a manifest" in result.output
+    report = json.loads(CliRunner().invoke(cli, ["validate-manifests", str(out), "--format",
+                                                 "json"]).output)
+    by_file = {Path(r["filename"]).relative_to(out).as_posix(): r for r in report["resources"]}
+    skipped = {name for name, r in by_file.items() if r["status"] == "statusSkipped"}
+    assert {"charts/agentic/templates/workload.yaml", "charts/agentic/values.yaml",
+            "charts/agentic/Chart.yaml", "overlays/base/kustomization.yaml",
+            "overlays/dev/patches/deployment-agentic-vllm-hosted.yaml",
+            ".modelapi-compile.json"} <= skipped
+    # every object of the base overlay and of the GitOps folder was validated
+    base = {p.relative_to(out).as_posix() for p in (out / "overlays" / "base").glob("*.yaml")}
+    assert {n for n in base if not n.endswith("kustomization.yaml")} <= {
+        name for name, r in by_file.items() if r["status"] == "statusValid"}
+    # what the overlays render validates too
+    from conftest import kustomize_command
+
+    command = kustomize_command()
+    if command is not None:
+        rendered = subprocess.run([*command, str(out / "overlays" / "dev")], text=True,
+                                  capture_output=True, check=True).stdout
+        piped = CliRunner().invoke(cli, ["validate-manifests", "-", "--strict"], input=rendered)
+        assert piped.exit_code == 0 and "Skipped: 0" in piped.output, piped.output

@@ -80,24 +80,91 @@ for _tag in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"):
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
-def discover(paths: list[str]) -> Iterator[tuple[str, str | None, str]]:
-    """(name, text, "") of every manifest file under `paths` (`-` reads stdin), or
-    (name, None, why) for a path that cannot be read."""
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+_RENDER_HELM = ("a Helm chart file, not a manifest: validate what the chart renders "
+                "(helm template ... | modelapi-compile validate-manifests -)")
+_RENDER_KUSTOMIZE = ("a Kustomize file, not a manifest: validate what it renders "
+                     "(kubectl kustomize DIR | modelapi-compile validate-manifests -)")
+
+
+def discover(paths: list[str]) -> Iterator[tuple[str, str | None, str, str]]:
+    """(name, text, "", "") of every manifest file under `paths` (`-` reads stdin);
+    (name, None, why, "") for a path that cannot be read; (name, None, "", note) for a file
+    of a Helm chart, a Kustomize kustomization or patch, or a build manifest, which are not
+    Kubernetes objects as they stand. Hidden folders (.git, .venv) are not searched."""
     for path in paths:
         if path == "-":
-            yield "stdin", sys.stdin.read(), ""
+            yield "stdin", sys.stdin.read(), "", ""
             continue
         target = Path(path)
         if not target.exists():
-            yield path, None, "no such file or folder"
+            yield path, None, "no such file or folder", ""
             continue
-        files = (sorted(p for p in target.rglob("*") if p.suffix in MANIFEST_SUFFIXES
-                        and p.is_file()) if target.is_dir() else [target])
+        if target.is_dir():
+            notes = not_manifests(target)
+            files = sorted(p for p in target.rglob("*") if p.suffix in MANIFEST_SUFFIXES
+                           and p.is_file() and not _in_hidden_folder(p, target))
+        else:
+            notes, files = not_manifests(target.parent, only=target), [target]
         for file in files:
+            note = notes.get(file.resolve())
+            if note:
+                yield str(file), None, "", note
+                continue
             try:
-                yield str(file), file.read_text("utf-8", errors="replace"), ""
+                yield str(file), file.read_text("utf-8", errors="replace"), "", ""
             except OSError as error:
-                yield str(file), None, f"cannot read it: {error.strerror or error}"
+                yield str(file), None, f"cannot read it: {error.strerror or error}", ""
+
+
+def _in_hidden_folder(file: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in file.relative_to(root).parts[:-1])
+
+
+def not_manifests(root: Path, only: Path | None = None) -> dict[Path, str]:
+    """Files under `root` that are inputs of Helm or Kustomize (or a build's bookkeeping)
+    rather than objects, with what to validate instead."""
+    notes: dict[Path, str] = {}
+    build_manifest = root / ".modelapi-compile.json"
+    if build_manifest.is_file():
+        notes[build_manifest.resolve()] = "modelapi-compile's build manifest, not a manifest"
+    charts = [only.parent] if only is not None and (only.parent / "Chart.yaml").is_file() else []
+    charts += [only.parent.parent] if only is not None and only.parent.name == "templates" \
+        and (only.parent.parent / "Chart.yaml").is_file() else []
+    if only is None:
+        charts = [c.parent for c in root.rglob("Chart.yaml")]
+    for chart in charts:
+        for file in [chart / "Chart.yaml", *chart.glob("values*.y*ml"),
+                     *chart.glob("values.schema.json"), *(chart / "templates").rglob("*")]:
+            notes[file.resolve()] = _RENDER_HELM
+    candidates = ([only] if only is not None and only.name in KUSTOMIZATION_NAMES else
+                  [] if only is not None else
+                  [p for p in root.rglob("*") if p.name in KUSTOMIZATION_NAMES])
+    for kustomization in candidates:
+        notes.update(_kustomize_inputs(kustomization))
+    if only is not None and only.parent.name == "patches":
+        for name in KUSTOMIZATION_NAMES:  # a patch file given on its own
+            notes.update(_kustomize_inputs(only.parent.parent / name))
+    return notes
+
+
+def _kustomize_inputs(kustomization: Path) -> dict[Path, str]:
+    """The kustomization and the patch files it names."""
+    try:
+        data = yaml.safe_load(kustomization.read_text("utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    api = str(data.get("apiVersion", "kustomize.config.k8s.io")) if isinstance(data, dict) else ""
+    if not api.startswith("kustomize.config.k8s.io"):
+        return {}  # a Flux Kustomization object that happens to have this name
+    notes = {kustomization.resolve(): _RENDER_KUSTOMIZE}
+    patches = [*(data.get("patches") or []), *(data.get("patchesJson6902") or []),
+               *(data.get("patchesStrategicMerge") or [])]
+    for patch in patches:
+        path = patch.get("path") if isinstance(patch, dict) else patch
+        if isinstance(path, str) and "\n" not in path:
+            notes[(kustomization.parent / path).resolve()] = _RENDER_KUSTOMIZE
+    return notes
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
@@ -212,9 +279,10 @@ def validate_manifests(paths: list[str], options: Options) -> list[Result]:
                             locations=options.schema_locations,
                             crds=load_crd_schemas(options.schema_locations, options.strict))
     results = []
-    for name, text, unreadable in discover(paths):
+    for name, text, unreadable, note in discover(paths):
         if text is None:
-            results.append(Result(name, 0, 0, status="error", message=unreadable))
+            results.append(Result(name, 0, 0, status="skipped" if note else "error",
+                                  message=note or unreadable))
             continue
         for pending in load_resources(name, text, options.strict):
             checked = check_result(pending, catalog, options)

@@ -20,7 +20,14 @@ def summary(results: list[Result]) -> str:
 
 def as_text(results: list[Result], verbose: bool = False) -> str:
     lines = []
+    not_objects: dict[str, int] = {}
     for r in results:
+        if r.line == 0 and r.status == "skipped":  # a chart, kustomize or build file
+            if verbose:
+                lines.append(f"{r.file} - skipped: {r.message}")
+            else:
+                not_objects[r.message] = not_objects.get(r.message, 0) + 1
+            continue
         if r.line == 0:  # a path that could not be read: no document to name
             lines.append(f"{r.file} - {r.message}")
             continue
@@ -36,6 +43,8 @@ def as_text(results: list[Result], verbose: bool = False) -> str:
         elif verbose:
             lines.append(f"{where} - {r.title} is {r.status}"
                          + (f": {r.message}" if r.message else ""))
+    for note, count in not_objects.items():
+        lines.append(f"skipped {count} file{'s' if count != 1 else ''}: {note} (-v lists them)")
     lines.append(summary(results))
     return "\n".join(lines) + "\n"
 
