@@ -183,8 +183,12 @@ def test_network_policies_allow_only_declared_edges(rendered: Any) -> None:
     assert callers == ["litellm-proxy"]
     proxy = objs[("NetworkPolicy", "agentic-litellm-proxy")]["spec"]
     targets = {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-               for rule in proxy["egress"] for p in rule["to"] if "podSelector" in p}
+               for rule in proxy["egress"] for p in rule["to"]
+               if p.get("podSelector", {}).get("matchLabels")}
     assert targets == {"ollama", "vllm-hosted"}
+    # and its database, a Service of the namespace: any pod there, on Postgres' port only
+    assert {"to": [{"podSelector": {}}], "ports": [{"port": 5432, "protocol": "TCP"}]} \
+        in proxy["egress"]
     agent = objs[("NetworkPolicy", "agentic-tinyllama-agent")]["spec"]
     assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
             for p in agent["egress"][0]["to"]] == ["vllm-hosted"]

@@ -122,9 +122,10 @@ def test_readme_production_fragments_are_from_the_built_spec() -> None:
     """The README's production examples are verbatim excerpts of a spec the suite builds."""
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Production features"):readme.index("## How it works")]
-    spec = (CASES / "valid" / "production-knobs.yaml").read_text()
+    spec = "".join((CASES / "valid" / name).read_text()
+                   for name in ("production-knobs.yaml", "litellm-gateway.yaml"))
     blocks = section.split("```yaml\n")[1:]
-    assert len(blocks) >= 6
+    assert len(blocks) >= 12
     for block in blocks:
         fragment = block.split("```")[0]
         assert fragment in spec, fragment

@@ -147,7 +147,9 @@ def _model_apis(chosen: list[str]) -> str:
         out.append(_block(4, [_litellm(chosen)], (
             "A LiteLLM proxy in front of the backends above: each `models` entry is an alias",
             "clients send and the modelAPI (`backend`) or raw `url` it routes to. The master",
-            "key (Secret litellm-master-key) is the admin credential; agents use their own.",
+            "key (Secret litellm-master-key) is the admin credential; agents use their own",
+            "virtual keys, which LiteLLM keeps in its Postgres: databaseUrlSecret holds the",
+            "URL, database says where it listens (here a Service of this namespace).",
             "Production knobs: `params` on a model (stream_timeout, rpm, ...), `settings`",
             "(litellm_settings), `router.redis: {host, port, passwordSecret}` for replicas,",
             "`expose: {host, ingressClassName, tlsSecret, fromNamespace}` or",
@@ -185,6 +187,8 @@ def _litellm(chosen: list[str]) -> dict[str, Any]:
         router["fallbacks"] = {entries[0]["name"]: [entries[1]["name"]]}
     return {"name": "litellm", "litellm": {
         "masterKeySecret": {"name": "litellm-master-key", "key": "master-key"},
+        "databaseUrlSecret": {"name": "litellm-db", "key": "url"},
+        "database": {"host": "litellm-postgres", "port": 5432},
         "models": entries, "router": router}}
 
 

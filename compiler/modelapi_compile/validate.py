@@ -109,6 +109,15 @@ def _warnings(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
     apis = {a.name: a for a in stack.spec.model_apis}
     for i, agent in enumerate(stack.spec.agents):
         target = apis.get(agent.model_api)
+        proxy = target.litellm if target else None
+        if (agent.api_key_secret and proxy and proxy.master_key_secret
+                and not proxy.database_url_secret):
+            yield positions.problem(
+                ("spec", "agents", i, "apiKeySecret"),
+                f"LiteLLM proxy '{agent.model_api}' has no database, and LiteLLM looks up "
+                "every key but its master key there: this key is refused",
+                "give the proxy databaseUrlSecret and database, and mint the agent a virtual "
+                "key")
         if (agent.use_master_key and agent.api_key_secret is None and target
                 and target.litellm and target.litellm.master_key_secret):
             yield positions.problem(
