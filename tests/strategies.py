@@ -39,6 +39,13 @@ def model_apis(draw: st.DrawFn) -> list[dict[str, Any]]:
             if draw(st.booleans()):
                 body["engine"] = {"maxModelLen": draw(st.integers(128, 32768)),
                                   "extraArgs": draw(st.lists(TEXT, max_size=2))}
+            if draw(st.booleans()):  # a model on a claim, LoRA adapters, pod pass-through
+                body["model"] = f"pvc://{draw(NAME)}/models/{draw(MODEL_ID)}"
+                body["servedModelName"] = draw(MODEL_ID)
+                body["loraAdapters"] = [{"name": "lora_" + draw(MODEL_ID),  # never a MODEL_ID
+                                         "source": "org/" + draw(MODEL_ID)}]
+                body["podAnnotations"] = {"example.com/note": draw(TEXT)}
+                body["env"] = [{"name": "NOTE", "value": draw(TEXT)}]
         elif kind == "ollama":
             body = {"models": draw(st.lists(MODEL_ID, min_size=1, max_size=3, unique=True))}
         else:
@@ -54,7 +61,8 @@ def model_apis(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 def served(api: dict[str, Any]) -> list[str]:
     if "vllm" in api:
-        return [api["vllm"].get("servedModelName") or api["vllm"]["model"]]
+        adapters = [a["name"] for a in api["vllm"].get("loraAdapters", [])]
+        return [api["vllm"].get("servedModelName") or api["vllm"]["model"], *adapters]
     if "litellm" in api:
         return list(dict.fromkeys(m["name"] for m in api["litellm"]["models"]))
     body = api.get("ollama") or api["external"]
