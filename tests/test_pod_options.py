@@ -57,8 +57,8 @@ def test_pass_through_fields_reach_the_pod(rendered: Any) -> None:
         gateway = pod(objs, "knobs-gateway")
         assert gateway["spec"]["priorityClassName"] == "llm-gateway"
         env = {e["name"]: e for e in gateway["spec"]["containers"][0]["env"]}
-        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis",
-                                                                      "key": "password"}
+        assert env["LANGFUSE_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
+            "name": "langfuse", "key": "secret-key"}
         assert "LITELLM_MASTER_KEY" in env  # the compiler's own env stays
         # a config checksum and the spec's annotations live side by side
         assert "checksum/config" in gateway["metadata"]["annotations"]
