@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import CASES
-from modelapi_compile.importer import import_files
+from modelapi_compile.importer import import_files, import_spec
 from modelapi_compile.loader import load_bytes
 from modelapi_compile.pipeline import compile_spec
 from modelapi_compile.problems import Problem, SpecError
@@ -50,7 +50,7 @@ def test_litellm_config_plus_documents_builds_without_edits(tmp_path: Path) -> N
 
 
 def test_litellm_routes(tmp_path: Path) -> None:
-    apis = _apis(import_files([LITELLM, AGENTS]))
+    apis = _apis(import_spec([LITELLM, AGENTS], in_cluster=True)[0])
     proxy = apis["litellm-proxy"]["litellm"]
     routes = [(m["name"], m.get("backend") or m.get("url")) for m in proxy["models"]]
     assert routes == [("smollm2:135m", "ollama"), ("tinyllama", "vllm"),
@@ -136,7 +136,7 @@ def test_router_redis_and_agent_key_are_imported(tmp_path: Path) -> None:
 
 
 def test_embedded_config_env_keys_and_wildcard_proxy(tmp_path: Path) -> None:
-    text = import_files([EMBEDDED], stack="kaos", namespace="agents")
+    text, _ = import_spec([EMBEDDED], stack="kaos", namespace="agents", in_cluster=True)
     _build(tmp_path, text)
     apis = _apis(text)
     assert apis["openai"]["external"]["apiKeySecret"] == {"name": "llm-secrets",
@@ -389,3 +389,35 @@ def test_copied_values_are_checked_at_their_source(tmp_path: Path) -> None:
     assert [(p.file, p.line, p.path) for p in problems] == [
         (docs, 8, "spec.serverConfig.resources.limits.memory"), (docs, 16, "spec.image"),
         (docs, 19, "spec.config.env[0]")]
+
+
+def test_routes_are_kept_as_written_unless_in_cluster_is_asked(tmp_path: Path) -> None:
+    """Issue 16 item 11: the server a route names keeps serving it; only --in-cluster (or a
+    Hosted ModelAPI document of that name) makes it a modelAPI of the spec, and the review
+    notes say which routes were converted and which kept."""
+    text, notes = import_spec([LITELLM])
+    _build(tmp_path, text)
+    apis = _apis(text)
+    assert not any("ollama" in api or "vllm" in api for api in apis.values())
+    routes = {m["name"]: m for m in apis["litellm-proxy"]["litellm"]["models"]}
+    assert routes["smollm2:135m"] == {"name": "smollm2:135m", "url": "http://ollama:11434",
+                                      "provider": "ollama_chat"}
+    assert routes["tinyllama"]["url"] == "http://vllm:8000/v1"
+    assert routes["tinyllama"]["params"] == {"stream_timeout": 600}
+    assert routes["tinyllama"]["apiKeySecret"] == {"name": "vllm-api-key", "key": "api-key"}
+    kept = [n for n in notes if "kept as written" in n]
+    assert len(kept) == 2 and all("--in-cluster" in n for n in kept)
+    seed = tmp_path / "seed.yaml"  # the seed scenario: Ollama on the developer's machine
+    seed.write_text("model_list:\n  - model_name: local\n    litellm_params:\n"
+                    "      model: ollama/llama3.2:1b\n"
+                    "      api_base: http://host.docker.internal:11434\n"
+                    "      stream_timeout: 600\n")
+    local = _apis(import_spec([str(seed)])[0])["litellm-proxy"]["litellm"]["models"][0]
+    assert local == {"name": "local", "url": "http://host.docker.internal:11434",
+                     "provider": "ollama", "model": "llama3.2:1b",
+                     "params": {"stream_timeout": 600}}
+    converted, converted_notes = import_spec([LITELLM, AGENTS], in_cluster=True)
+    apis = _apis(converted)
+    assert "vllm" in apis["vllm"] and apis["ollama"]["ollama"]["models"][-1] == "smollm2:135m"
+    assert any("converted (--in-cluster)" in n and "'vllm'" in n for n in converted_notes)
+    assert any("Hosted ModelAPI 'ollama'" in n for n in converted_notes)

@@ -640,10 +640,13 @@ def _split(text: str) -> list[str]:
 @click.option("--stack", default="imported", show_default=True, help="metadata.name")
 @click.option("--namespace", default="default", show_default=True, help="spec.namespace")
 @click.option("--force", is_flag=True, help="overwrite SPEC if it exists")
+@click.option("--in-cluster", is_flag=True,
+              help="run the Ollama and vLLM servers that routes reach at local or in-cluster "
+                   "addresses as modelAPIs of the spec (default: keep each route as written)")
 @_format_option(["text", "json"], "problems and the result")
 @_guarded
 def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str,
-            force: bool, report_format: str) -> None:
+            force: bool, in_cluster: bool, report_format: str) -> None:
     """Make a spec from a LiteLLM config.yaml and ModelAPI / Agent documents."""
     from .importer import import_spec
     from .output import write_atomic
@@ -651,7 +654,8 @@ def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: 
 
     _refuse_existing(out, force)
     try:
-        text, notes = import_spec(list(files), name=name, stack=stack, namespace=namespace)
+        text, notes = import_spec(list(files), name=name, stack=stack, namespace=namespace,
+                                  in_cluster=in_cluster)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     write_atomic(Path(out), text)

@@ -34,11 +34,13 @@ How a LiteLLM route (`litellm_params.model` = `<provider>/<model>`, `api_base`) 
 
 - `hosted_vllm/m` or `ollama[_chat]/m` whose api_base is in-cluster or local (a Service short
   name, `*.svc[.cluster.local]`, localhost, host.docker.internal; Ollama without api_base is
-  LiteLLM's default localhost:11434) becomes an in-cluster `vllm` / `ollama` modelAPI; routes
-  to the same server share one. vLLM's Hugging Face id is not in a LiteLLM config, so
-  `vllm.model` is `m` (right when the server was started with the Hugging Face id, which is
-  also vLLM's default served name); the header comment asks to check it. A Hosted ModelAPI
-  document whose name is the api_base's host is that server.
+  LiteLLM's default localhost:11434) stays a raw `url` + `provider` route to that server, as
+  written, unless a Hosted ModelAPI document is that server (then it routes to it) or
+  `in_cluster` is asked (`import --in-cluster`): then it becomes an in-cluster `vllm` /
+  `ollama` modelAPI; routes to the same server share one. The review notes say which.
+  vLLM's Hugging Face id is not in a LiteLLM config, so `vllm.model` is `m` (right when the
+  server was started with the Hugging Face id, which is also vLLM's default served name);
+  the header comment asks to check it.
 - the same providers at any other address stay outside the cluster: a raw `url` + `provider`.
 - `openai/m` with a public api_base becomes an `external` modelAPI (url = api_base); with an
   in-cluster one a raw url (an `external` modelAPI may only reach public addresses). Other
@@ -106,6 +108,7 @@ class _Import:
     """What the documents add up to; problems are collected so the user sees all at once."""
 
     proxy_name: str
+    in_cluster: bool = False  # turn routes to unknown local servers into in-cluster ones
     apis: dict[str, dict[str, Any]] = field(default_factory=dict)
     servers: dict[tuple[str, ...], str] = field(default_factory=dict)  # route key -> api
     reserved: set[str] = field(default_factory=set)
@@ -146,7 +149,8 @@ def import_files(paths: list[str], name: str = "litellm-proxy", stack: str = "im
 
 
 def import_spec(paths: list[str], name: str = "litellm-proxy", stack: str = "imported",
-                namespace: str = "default") -> tuple[str, list[str]]:
+                namespace: str = "default", *, in_cluster: bool = False
+                ) -> tuple[str, list[str]]:
     """The spec text and its review notes (what was converted or not carried over)."""
     if not paths:
         raise ValueError("name at least one file to import")
@@ -166,7 +170,7 @@ def import_spec(paths: list[str], name: str = "litellm-proxy", stack: str = "imp
                 problems += error.problems
     if problems:
         raise SpecError(problems)
-    state = _Import(proxy_name=name)
+    state = _Import(proxy_name=name, in_cluster=in_cluster)
     _collect(state, documents)
     if state.problems:
         raise SpecError(state.problems)
@@ -647,13 +651,24 @@ def _server_route(state: _Import, doc: _Doc, at: Path, provider: str, model_id: 
         return None
     base = api_base or _OLLAMA_DEFAULT_BASE
     host = _in_cluster_host(base)
-    if host is None:
+    declared = state.servers.get(("ollama", host)) if host and kind == "ollama" else None
+    if host is None or (declared is None and not state.in_cluster):
+        # The route stays as written: the server it names keeps serving it.
         route: dict[str, Any] = {"url": base, "provider": provider, "model": model_id}
+        if host is not None:
+            state.note(doc, at, f"kept as written: {provider}/{model_id} at {base}; "
+                       f"`import --in-cluster` would run it as an in-cluster {kind} modelAPI")
         return {**route, "apiKeySecret": secret} if secret else route
+    if declared is not None:
+        state.note(doc, at, f"converted: the route to {base} uses the Hosted ModelAPI "
+                   f"'{declared}', which serves {model_id}")
     if kind == "vllm":
         name = _vllm_server(state, doc, at, host, model_id, secret)
     else:
         name = _ollama_server(state, doc, at, host, model_id, secret)
+    if declared is None:
+        state.note(doc, at, f"converted (--in-cluster): the route to {base} is the new "
+                   f"in-cluster {kind} modelAPI '{name}'")
     return {"backend": name, "model": model_id}
 
 
