@@ -101,13 +101,14 @@ class Progress:
     DELAY = 0.5  # seconds before anything is shown
 
     def __init__(self, stream: Any = None, *, timer: Callable[[float, Callable[[], None]],
-                                                             Any] | None = None) -> None:
+                                                             Any] | None = None,
+                 started: float | None = None) -> None:
         import threading
         import time
 
         self.stream = stream or sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.clock = time.monotonic
         self.shown = False
         self.stage = ""
@@ -116,7 +117,8 @@ class Progress:
         self._timer = None
         if self.enabled:
             start = timer or _daemon_timer
-            self._timer = start(self.DELAY, self._show_current)
+            wait = max(0.0, self.DELAY - (self.clock() - self.started))
+            self._timer = start(wait, self._show_current)
 
     def __call__(self, stage: str) -> None:
         self.stage = stage
@@ -277,12 +279,15 @@ def _count_text(counts: dict[str, list[str]]) -> str:
 def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
           report_format: str) -> None:
     """Compile SPEC and write (or, with --check, compare) the output folder."""
-    from . import output as writer
-    from .diffing import unified_diff
-    from .pipeline import compile_spec
+    from . import STARTED
 
-    progress = Progress()
+    progress = Progress(started=STARTED)  # the half second counts from the process start
+    progress("load and validate")
     try:
+        from . import output as writer
+        from .diffing import unified_diff
+        from .pipeline import compile_spec
+
         compiled = compile_spec(spec, use_helm=not no_helm, on_stage=progress)
         progress("write")
     finally:
