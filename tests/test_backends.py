@@ -32,12 +32,18 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, helm: Any
     return objects
 
 
+def _workload(objs: dict[tuple[str, str], Any], name: str) -> dict[str, Any]:
+    found = objs.get(("Deployment", name)) or objs[("StatefulSet", name)]
+    assert isinstance(found, dict)
+    return found
+
+
 def _container(objs: dict[tuple[str, str], Any], name: str) -> dict[str, Any]:
-    return objs[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+    return _workload(objs, name)["spec"]["template"]["spec"]["containers"][0]
 
 
 def _pod(objs: dict[tuple[str, str], Any], name: str) -> dict[str, Any]:
-    return objs[("Deployment", name)]["spec"]["template"]["spec"]
+    return _workload(objs, name)["spec"]["template"]["spec"]
 
 
 def test_vllm_on_four_gpus(rendered: Any) -> None:
@@ -59,18 +65,20 @@ def test_vllm_on_four_gpus(rendered: Any) -> None:
                                    "operator": "Exists"}]
     assert pod["runtimeClassName"] == "nvidia"
     shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
-    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "2Gi"}
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}  # 4 GPUs x 4Gi
     startup = container["startupProbe"]
     assert startup["httpGet"]["path"] == "/health"
     assert startup["periodSeconds"] * startup["failureThreshold"] == 5400  # 1h30m
     assert "initialDelaySeconds" not in container["livenessProbe"]
-    assert objs[("Deployment", "prodai-llama70b")]["spec"]["strategy"] == {"type": "Recreate"}
+    # two replicas, each with its own ReadWriteOnce cache: replaced one at a time
+    assert objs[("StatefulSet", "prodai-llama70b")]["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate"}
     env = {e["name"]: e for e in container["env"]}
     assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token"}
     assert env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "vllm-key"
     assert env["HF_HOME"]["value"].startswith("/models")
-    assert objs[("PersistentVolumeClaim", "prodai-llama70b-cache")]["spec"][
-        "storageClassName"] == "premium-rwo"
+    claim = objs[("StatefulSet", "prodai-llama70b")]["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["storageClassName"] == "premium-rwo"
     assert objs[("ServiceMonitor", "prodai-llama70b")]["spec"]["endpoints"][0]["path"] \
         == "/metrics"
 

@@ -422,7 +422,7 @@ def test_flux_kustomizations_for_the_example() -> None:
     assert ks["metadata"]["name"] == "agentic-dev"
     assert ks["spec"] == {
         "interval": "5m",
-        "timeout": "10m",
+        "timeout": "5m",  # no rollouts given: Flux's default
         "path": "./deploy/agentic/overlays/dev",
         "prune": True,
         "wait": True,

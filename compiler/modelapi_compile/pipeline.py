@@ -12,7 +12,7 @@ from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects, claim_names, namespace_object
 from .problems import Problem
-from .resolve import gitops_plan, resolve_environments
+from .resolve import gitops_plan, resolve_environments, slowest_rollout
 from .resolved import K8s, ResolvedStack
 from .validate import load_spec
 from .verify import Verifier
@@ -51,24 +51,17 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
     files = OutputFiles(keep_documents=keep_documents)
     chart = helm.Chart(base, [e.name for e in validated.environments], source)
     chart.files(files)
-    plan = gitops_plan(validated)
-    gitops: dict[str, list[K8s]] = {}
-    if plan is not None:
-        gitops = {**argocd.argocd_files(plan), **flux.flux_files(plan)}
-    for path, documents in sorted(gitops.items()):
-        files.add_yaml(path, header_comment(source), *documents)
-
     environments = []
     with Verifier(validated, base.kubernetes_version, use_helm=use_helm) as verifier:
         on_stage("verify the chart")
         verifier.start_chart(files, base)
-        verifier.check_gitops(gitops)
         on_stage("base")
         base_objects = build_objects(base)
         files.update(kustomize.base_files(base_objects, source))
         verifier.check(base, base_objects, {})
         objects = {"": base_objects}
         claims: set[str] = set()
+        rollouts: dict[str, tuple[int, str]] = {}
         for env in resolved:
             on_stage(f"environment {env.environment}")
             env_values = chart.environment_file(files, env)
@@ -78,10 +71,19 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
                                                  env_objects, source, extra=overlay_only))
             verifier.check_overlay_only(env, overlay_only)
             claims.update(claim_names(env))
+            rollouts[env.environment] = slowest_rollout(env)
             verifier.check(env, env_objects, env_values)
             if keep_objects:
                 objects[env.environment] = env_objects
                 environments.append(env)
+        # GitOps last: Flux waits as long as the slowest rollout of each environment takes.
+        plan = gitops_plan(validated, rollouts)
+        gitops: dict[str, list[K8s]] = {}
+        if plan is not None:
+            gitops = {**argocd.argocd_files(plan), **flux.flux_files(plan)}
+        for path, documents in sorted(gitops.items()):
+            files.add_yaml(path, header_comment(source), *documents)
+        verifier.check_gitops(gitops)
         verifier.finish()
     return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)),
                     validated.warnings)

@@ -5,6 +5,7 @@ the LiteLLM configuration computed.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 from . import pod_security, yamlout
 from . import workloads as w
+from .problems import Problem, SpecError
 from .resolved import (
     ChartValues,
     Endpoint,
@@ -28,7 +30,6 @@ from .resolved import (
 )
 from .spec import (
     ACCELERATORS,
-    GPU_LABEL_KEYS,
     KUBE_DNS,
     Agent,
     LabelSelector,
@@ -37,6 +38,7 @@ from .spec import (
     ModelStack,
     NetworkAddress,
     Vllm,
+    duration_seconds,
 )
 from .validate import EnvironmentSpec, ValidatedSpec
 
@@ -186,7 +188,7 @@ def _cluster(stack: ModelStack, api: ModelAPI | None) -> w.Cluster:
     convention = conventions.gpu_node_labels
     if gpu and gpu.count > 0 and gpu.accelerator and convention != "explicit":
         # validate.py has checked that the accelerator is in the table.
-        labels[GPU_LABEL_KEYS[convention]] = ACCELERATORS[gpu.accelerator][convention]
+        labels.update(ACCELERATORS[gpu.accelerator][convention])
     return w.Cluster(gpu_node_labels=labels, storage_class=conventions.storage_class,
                      image=_image_mirror(conventions.image_registry),
                      image_pull_secrets=tuple(conventions.image_pull_secrets))
@@ -472,12 +474,46 @@ def _components(stack: ModelStack) -> list[str]:
     return kinds + (["agent"] if stack.spec.agents else [])
 
 
-def gitops_plan(validated: ValidatedSpec) -> GitOpsPlan | None:
-    """The GitOps side of the spec, or None when it has no `gitops` section."""
+def slowest_rollout(resolved: ResolvedStack) -> tuple[int, str]:
+    """Seconds the environment's slowest complete rollout may take, and whose it is."""
+    return max(((w.rollout_seconds(workload), name)
+                for name, workload in resolved.values.workloads.items()), default=(0, ""))
+
+
+def flux_timeout(seconds: int) -> str:
+    """A Flux duration covering `seconds`, in whole minutes, at least Flux's default 5m."""
+    return f"{max(5, math.ceil(seconds / 60))}m"
+
+
+def _flux_timeout_problems(validated: ValidatedSpec,
+                           rollouts: dict[str, tuple[int, str]]) -> Iterator[Problem]:
+    """A user-set Flux timeout shorter than a rollout it waits for fails a normal deploy."""
+    gitops = validated.stack.spec.gitops
+    if gitops is None or not gitops.flux.enabled or gitops.flux.timeout is None:
+        return
+    allowed = duration_seconds(gitops.flux.timeout)
+    for env, (seconds, name) in sorted(rollouts.items()):
+        if seconds > allowed:
+            yield validated.positions.problem(
+                ("spec", "gitops", "flux", "timeout"),
+                f"Flux waits {gitops.flux.timeout} for environment {env}, but a rollout of "
+                f"'{name}' may take {flux_timeout(seconds)} (image pull, startup budget, "
+                "replicas replaced in turn)",
+                f"remove timeout to derive it, or set at least {flux_timeout(seconds)}")
+
+
+def gitops_plan(validated: ValidatedSpec,
+                rollouts: dict[str, tuple[int, str]] | None = None) -> GitOpsPlan | None:
+    """The GitOps side of the spec, or None when it has no `gitops` section. `rollouts`
+    (per environment, from `slowest_rollout`) sets or checks how long Flux waits."""
     stack = validated.stack
     gitops = stack.spec.gitops
     if gitops is None:
         return None
+    rollouts = rollouts or {}
+    problems = list(_flux_timeout_problems(validated, rollouts))
+    if problems:
+        raise SpecError(problems)
     root = gitops.path.strip().strip("/").removeprefix("./")
     root = "" if root == "." else root
     prefix = f"{root}/" if root else ""
@@ -494,6 +530,7 @@ def gitops_plan(validated: ValidatedSpec) -> GitOpsPlan | None:
             kube_config_secret=(secret.name, secret.key) if secret else None,
             depends_on=tuple(declared.depends_on) if declared else (),
             autoscaled=autoscaled_deployments(env.stack),
+            flux_timeout=gitops.flux.timeout or flux_timeout(rollouts.get(env.name, (0, ""))[0]),
             namespace_labels=pod_security.namespace_labels(
                 pod_security.namespace_level(_components(env.stack)),
                 env.stack.spec.kubernetes_version),

@@ -45,11 +45,14 @@ class Probes(Values):
 
 
 class Persistence(Values):
-    """A PersistentVolumeClaim `<fullname>-cache` owned by the chart."""
+    """A PersistentVolumeClaim `<fullname>-cache` owned by the chart, or with `perReplica`
+    the StatefulSet's claim template `model-cache` (claims `model-cache-<fullname>-<n>`)."""
 
     size: str
     storage_class: str | None = None
     access_mode: str = "ReadWriteOnce"
+    per_replica: bool = Field(
+        False, description="one claim per replica: a StatefulSet with volumeClaimTemplates")
 
 
 class ConfigFile(Values):
@@ -135,6 +138,9 @@ class Workload(Values):
         default_factory=list, description="extra containers (Ollama's model puller)"
     )
     termination_grace_period_seconds: int = Field(30, description="seconds to drain")
+    progress_deadline_seconds: int = Field(
+        600, description="one pod's budget from image pull to ready (Deployment "
+        "progressDeadlineSeconds)")
     config: ConfigFile | None = Field(None, description="one config file in a ConfigMap (LiteLLM)")
     persistence: Persistence | None = Field(None, description="PVC <stack>-<name>-cache")
     metrics_path: str | None = Field(None, description="ServiceMonitor path when monitoring is on")
@@ -224,6 +230,7 @@ class GitOpsEnvironment(BaseModel):
     depends_on: tuple[str, ...] = ()
     autoscaled: tuple[str, ...] = ()  # Deployment names whose replicas an autoscaler owns
     namespace_labels: dict[str, str] = {}  # Pod Security labels for a namespace Argo CD creates
+    flux_timeout: str = "10m"  # how long Flux waits for the environment's rollouts
 
 
 class GitOpsPlan(BaseModel):

@@ -255,8 +255,9 @@ class Gpu(Model):
         None, description="vendor-neutral accelerator name (nvidia-l4, nvidia-a100-80gb, ...)"
     )
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] | None = Field(
-        None, description="null: tolerate '<resource>' Exists NoSchedule"
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="added to the toleration of GPU nodes' taint "
+        "('<resource>' Exists NoSchedule), e.g. a spot or dedicated-pool taint"
     )
     runtime_class_name: str | None = None
 
@@ -320,7 +321,12 @@ class Vllm(PodOptions):
     api_key_secret: SecretRef | None = None
     resources: Resources = Field(default_factory=Resources)
     startup_timeout: Duration = Field("30m", description="budget for model download and load")
-    shm_size: Quantity = Field("2Gi", description="size limit of the /dev/shm memory volume")
+    shm_size: Quantity | None = Field(
+        None, description="size limit of the /dev/shm memory volume; null: 2Gi, or 4Gi per "
+        "GPU with tensor parallelism (gpu.count > 1); it counts against the memory limit")
+    max_surge: Annotated[int, Field(ge=0)] = Field(
+        1, description="extra replicas (GPUs) a rolling update may start before stopping old "
+        "ones (maxUnavailable 0); 0: no spare GPUs, replace one replica at a time")
     autoscaling: VllmAutoscaling | None = Field(
         None, description="KEDA on vLLM's queue; needs monitoring.prometheusURL")
     object_storage: ObjectStorage | None = Field(
@@ -363,6 +369,8 @@ class Ollama(PodOptions):
     )
     cache: OllamaCache = Field(default_factory=OllamaCache)
     keep_alive: str = Field("24h", description="OLLAMA_KEEP_ALIVE: how long models stay loaded")
+    startup_timeout: Duration = Field(
+        "30m", description="budget for starting and pulling the models (rollout deadlines)")
     gpu: OllamaGpu = Field(default_factory=OllamaGpu)
     resources: Resources = Field(default_factory=Resources)
 
@@ -645,7 +653,9 @@ class Flux(Model):
     enabled: bool = False
     namespace: Name = "flux-system"
     interval: Duration = "5m"
-    timeout: Duration = "10m"
+    timeout: Duration | None = Field(
+        None, description="null: derived from the slowest rollout it waits for; a shorter "
+        "value is rejected")
     source: Literal["helm", "kustomize"] = "kustomize"
     secret_ref: Name | None = Field(None, description="Secret with Git credentials")
 
@@ -691,24 +701,39 @@ class Monitoring(Model):
         description="Prometheus that KEDA queries for vLLM autoscaling")
 
 
-# Vendor-neutral accelerator names -> node label value per labelling convention.
-ACCELERATORS: dict[str, dict[str, str]] = {
-    "nvidia-t4": {"nvidia-gfd": "Tesla-T4", "gke": "nvidia-tesla-t4", "karpenter": "t4"},
-    "nvidia-l4": {"nvidia-gfd": "NVIDIA-L4", "gke": "nvidia-l4", "karpenter": "l4"},
-    "nvidia-a10g": {"nvidia-gfd": "NVIDIA-A10G", "gke": "nvidia-a10g", "karpenter": "a10g"},
-    "nvidia-a100-40gb": {"nvidia-gfd": "NVIDIA-A100-SXM4-40GB", "gke": "nvidia-tesla-a100",
-                         "karpenter": "a100"},
-    "nvidia-a100-80gb": {"nvidia-gfd": "NVIDIA-A100-SXM4-80GB", "gke": "nvidia-a100-80gb",
-                         "karpenter": "a100"},
-    "nvidia-h100-80gb": {"nvidia-gfd": "NVIDIA-H100-80GB-HBM3", "gke": "nvidia-h100-80gb",
-                         "karpenter": "h100"},
-    "nvidia-h200": {"nvidia-gfd": "NVIDIA-H200", "gke": "nvidia-h200-141gb",
-                    "karpenter": "h200"},
-}
-GPU_LABEL_KEYS = {
-    "nvidia-gfd": "nvidia.com/gpu.product",
-    "gke": "cloud.google.com/gke-accelerator",
-    "karpenter": "karpenter.k8s.aws/instance-gpu-name",
+# Vendor-neutral accelerator names -> the node labels that select exactly that GPU, per
+# labelling convention; a convention missing from an entry does not offer that GPU.
+# Karpenter's instance-gpu-name is the same for GPUs that differ in memory (a100 on p4d with
+# 40 GB and p4de with 80 GB; l4 also on fractional g6f), so its per-GPU memory in MiB
+# (karpenter.k8s.aws/instance-gpu-memory, from EC2 DescribeInstanceTypes) is selected too.
+_GFD = "nvidia.com/gpu.product"
+_GKE = "cloud.google.com/gke-accelerator"
+_KARPENTER_NAME = "karpenter.k8s.aws/instance-gpu-name"
+_KARPENTER_MEMORY = "karpenter.k8s.aws/instance-gpu-memory"
+
+
+def _karpenter(name: str, memory_mib: int) -> dict[str, str]:
+    return {_KARPENTER_NAME: name, _KARPENTER_MEMORY: str(memory_mib)}
+
+
+ACCELERATORS: dict[str, dict[str, dict[str, str]]] = {
+    "nvidia-t4": {"nvidia-gfd": {_GFD: "Tesla-T4"}, "gke": {_GKE: "nvidia-tesla-t4"},
+                  "karpenter": _karpenter("t4", 16384)},
+    "nvidia-l4": {"nvidia-gfd": {_GFD: "NVIDIA-L4"}, "gke": {_GKE: "nvidia-l4"},
+                  "karpenter": _karpenter("l4", 22888)},
+    "nvidia-a10g": {"nvidia-gfd": {_GFD: "NVIDIA-A10G"},
+                    "karpenter": _karpenter("a10g", 22888)},
+    "nvidia-a100-40gb": {"nvidia-gfd": {_GFD: "NVIDIA-A100-SXM4-40GB"},
+                         "gke": {_GKE: "nvidia-tesla-a100"},
+                         "karpenter": _karpenter("a100", 40960)},
+    "nvidia-a100-80gb": {"nvidia-gfd": {_GFD: "NVIDIA-A100-SXM4-80GB"},
+                         "gke": {_GKE: "nvidia-a100-80gb"},
+                         "karpenter": _karpenter("a100", 81920)},
+    "nvidia-h100-80gb": {"nvidia-gfd": {_GFD: "NVIDIA-H100-80GB-HBM3"},
+                         "gke": {_GKE: "nvidia-h100-80gb"},
+                         "karpenter": _karpenter("h100", 81920)},
+    "nvidia-h200": {"nvidia-gfd": {_GFD: "NVIDIA-H200"}, "gke": {_GKE: "nvidia-h200-141gb"},
+                    "karpenter": _karpenter("h200", 144384)},
 }
 
 
@@ -739,7 +764,8 @@ class Cluster(Model):
         "nvidia-gfd",
         description="how gpu.accelerator maps to node labels: NVIDIA GPU feature discovery "
         "(nvidia.com/gpu.product), GKE (cloud.google.com/gke-accelerator), Karpenter "
-        "(karpenter.k8s.aws/instance-gpu-name), or explicit (gpu.nodeSelector only)",
+        "(karpenter.k8s.aws/instance-gpu-name and instance-gpu-memory), or explicit "
+        "(gpu.nodeSelector only)",
     )
     image_registry: str | None = Field(
         None, description="registry mirror host that replaces every image's registry"

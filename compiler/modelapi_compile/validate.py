@@ -376,6 +376,19 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                 (did_you_mean(gpu.accelerator, list(ACCELERATORS)) or "known: "
                  + ", ".join(ACCELERATORS))
                 + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
+        elif (gpu and gpu.count and gpu.accelerator
+              and spec.cluster.gpu_node_labels != "explicit"
+              and spec.cluster.gpu_node_labels not in ACCELERATORS[gpu.accelerator]):
+            offered = [name for name, conventions in ACCELERATORS.items()
+                       if spec.cluster.gpu_node_labels in conventions]
+            yield positions.problem(
+                ("spec", "modelAPIs", i, api.kind, "gpu", "accelerator"),
+                f"'{gpu.accelerator}' is not offered under cluster.gpuNodeLabels: "
+                f"{spec.cluster.gpu_node_labels}",
+                "choose one of " + ", ".join(offered)
+                + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
+        if api.vllm:
+            yield from _shared_claim_problems(api, ("spec", "modelAPIs", i, "vllm"), positions)
         if api.litellm:
             yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
                                          positions, spec.cluster.network_policies, unknown)
@@ -424,6 +437,25 @@ def _agent_key_problems(agent: Any, target: ModelAPI | None, at: Path, positions
             "credential",
             "set apiKeySecret: {name: <secret>, key: <key>} to the agent's own (virtual) key, "
             "or useMasterKey: true to hand it the master key")
+
+
+def _shared_claim_problems(api: ModelAPI, at: Path, positions: Positions
+                           ) -> Iterator[Problem]:
+    """Replicas on one existing single-writer claim: those scheduled on another node hang in
+    ContainerCreating (Multi-Attach error). A claim of our own becomes one per replica."""
+    assert api.vllm
+    cache = api.vllm.cache
+    scaling = api.vllm.autoscaling
+    most = max(api.vllm.replicas, scaling.max_replicas if scaling else 0)
+    if cache.existing_claim is None or cache.access_mode == "ReadWriteMany" or most <= 1:
+        return
+    where: Path = (*at, "autoscaling", "maxReplicas") if scaling and (
+        scaling.max_replicas >= api.vllm.replicas) else (*at, "replicas")
+    yield positions.problem(
+        where, f"{most} replicas would share the existing claim '{cache.existing_claim}', "
+        f"which is {cache.access_mode}: replicas on other nodes never start (Multi-Attach)",
+        "use a ReadWriteMany claim (and cache.accessMode: ReadWriteMany), or drop "
+        "cache.existingClaim for a claim per replica, or run 1 replica")
 
 
 def _unique_names(field: str, names: list[str], positions: Positions) -> Iterator[Problem]:

@@ -8,6 +8,7 @@ listed in the README's "Backend facts" section.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,12 +101,40 @@ def http_probe(path: str, *, period: int, timeout: int, failures: int) -> K8s:
             "timeoutSeconds": timeout, "failureThreshold": failures}
 
 
-def resources(kind: str, spec: Resources, extra: dict[str, Any] | None = None) -> K8s:
-    """Per-kind defaults, overridden key by key by the spec, plus extended resources."""
+def resources(kind: str, spec: Resources, extra: dict[str, Any] | None = None,
+              memory_volume: str | None = None) -> K8s:
+    """Per-kind defaults, overridden key by key by the spec, plus extended resources. A
+    memory-backed volume (/dev/shm) is charged to the container's memory: a default memory
+    limit grows by its size beyond the first 2Gi, which the defaults already allow for."""
     defaults = DEFAULT_RESOURCES[kind]
+    default_limits = dict(defaults["limits"])
+    if memory_volume:
+        extra_gib = max(0, _gib(memory_volume) - SHM_BASE_GIB)
+        if extra_gib:
+            default_limits["memory"] = f"{_gib(default_limits['memory']) + extra_gib}Gi"
     requests = {**defaults["requests"], **spec.requests, **(extra or {})}
-    limits = {**defaults["limits"], **spec.limits, **(extra or {})}
+    limits = {**default_limits, **spec.limits, **(extra or {})}
     return {"requests": _sorted(requests), "limits": _sorted(limits)}
+
+
+SHM_BASE_GIB = 2  # /dev/shm of a single-GPU (or CPU) vLLM
+SHM_PER_GPU_GIB = 4  # with tensor parallelism: NCCL and vLLM's broadcast buffers grow with ranks
+_GIB = {"Mi": 1 / 1024, "Gi": 1, "Ti": 1024, "M": 1e6 / 2**30, "G": 1e9 / 2**30,
+        "T": 1e12 / 2**30}
+
+
+def shm_default(gpus: int) -> str:
+    """/dev/shm for `gpus` tensor-parallel ranks."""
+    return f"{SHM_PER_GPU_GIB * gpus}Gi" if gpus > 1 else f"{SHM_BASE_GIB}Gi"
+
+
+def _gib(quantity: str) -> int:
+    """A memory quantity in whole GiB, rounded up (plain numbers are bytes)."""
+    match = re.match(r"^([0-9.]+)([A-Za-z]*)$", quantity)
+    if not match:
+        return 0
+    number, unit = float(match[1]), match[2]
+    return math.ceil(number * _GIB[unit]) if unit in _GIB else math.ceil(number / 2**30)
 
 
 def _sorted(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -146,15 +175,70 @@ def cache_volume(name: str, cache: Cache, fullname: str, mount: str, cluster: Cl
     return volume, {"name": name, "mountPath": mount}, persistence
 
 
+# Pulling a multi-GB model-server image onto a fresh (autoscaled) GPU node, before any probe.
+IMAGE_PULL_SECONDS = 600
+MIN_PROGRESS_DEADLINE = 600  # Kubernetes' default
+
+
+def probe_seconds(probe: K8s | None) -> int:
+    """The longest a probe lets a container take: delay plus period times failures."""
+    if not probe:
+        return 0
+    return int(probe.get("initialDelaySeconds", 0)
+               + probe["periodSeconds"] * probe["failureThreshold"])
+
+
+def progress_deadline(probes: Probes, strategy: K8s, grace: int,
+                      startup_budget: int | None = None) -> int:
+    """How long one new pod may take to become ready, as the kubelet allows it: image pull,
+    the startup probe's budget (or a longer `startup_budget`, e.g. Ollama's model pulls, which
+    a sidecar's readiness waits for), then one readiness period; a Recreate rollout first
+    waits for the old pod's termination grace period."""
+    startup = max(probe_seconds(probes.startup), startup_budget or 0)
+    budget = IMAGE_PULL_SECONDS + startup + int(probes.readiness["periodSeconds"])
+    if strategy.get("type") == "Recreate":
+        budget += grace
+    return max(MIN_PROGRESS_DEADLINE, budget)
+
+
+def with_deadline(workload: Workload, startup_budget: int | None = None) -> Workload:
+    return workload.model_copy(update={"progress_deadline_seconds": progress_deadline(
+        workload.probes, workload.strategy, workload.termination_grace_period_seconds,
+        startup_budget)})
+
+
+def rollout_seconds(workload: Workload) -> int:
+    """The longest a complete rollout of `workload` takes within its budgets: what a tool
+    that waits for it (Flux, `helm --wait`) must allow."""
+    per_pod = workload.progress_deadline_seconds
+    most = max(1, most_replicas(workload))
+    if workload.persistence and workload.persistence.per_replica:
+        # pods are replaced one at a time, each after the old one terminated
+        return most * (per_pod + workload.termination_grace_period_seconds)
+    if workload.strategy.get("type") == "Recreate":
+        return per_pod
+    surge = int(workload.strategy.get("rollingUpdate", {}).get("maxSurge", 1)) or 1
+    return math.ceil(most / surge) * per_pod
+
+
 def secret_env(name: str, secret: tuple[str, str]) -> K8s:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}}
 
 
-def rollout(recreate: bool) -> K8s:
-    """GPU pods and single-writer caches cannot run twice during an update: recreate."""
+def rollout(recreate: bool, max_surge: int = 1) -> K8s:
+    """A Deployment strategy. Recreate only where a single-writer cache forbids two pods at
+    once; otherwise never below the wanted replicas (maxUnavailable 0), `max_surge` extra
+    pods at a time, or, with no room for extra pods, one replica down at a time."""
     if recreate:
         return {"type": "Recreate"}
-    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    if max_surge == 0:
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    return {"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": 0}}
+
+
+# A StatefulSet (one cache per replica) replaces its pods one at a time, newest first.
+STATEFUL_ROLLOUT: K8s = {"type": "RollingUpdate"}
 
 
 def gpu_scheduling(gpu: Gpu, cluster: Cluster) -> tuple[dict[str, str], list[K8s], dict[str, Any]]:
@@ -162,10 +246,11 @@ def gpu_scheduling(gpu: Gpu, cluster: Cluster) -> tuple[dict[str, str], list[K8s
     if gpu.count == 0:
         return {}, [], {}
     selector = {**cluster.gpu_node_labels, **gpu.node_selector}
-    tolerations = gpu.tolerations
-    if tolerations is None:
-        tolerations = [{"effect": "NoSchedule", "key": gpu.resource, "operator": "Exists"}]
-    return dict(sorted(selector.items())), list(tolerations), {gpu.resource: gpu.count}
+    # GPU node pools are tainted with the resource name (GKE, EKS, AKS and the GPU operator's
+    # conventions); the spec's tolerations (spot, dedicated pools) come on top of it.
+    tolerations = [{"effect": "NoSchedule", "key": gpu.resource, "operator": "Exists"}]
+    tolerations += [t for t in gpu.tolerations if t not in tolerations]
+    return dict(sorted(selector.items())), tolerations, {gpu.resource: gpu.count}
 
 
 # --- agents ----------------------------------------------------------------------------------
@@ -178,7 +263,7 @@ def agent_workload(agent: Agent, endpoint_env: list[K8s], cluster: Cluster,
     else:
         check = {"tcpSocket": {"port": "http"}}
     tmp_volume, tmp_mount = empty_dir("tmp", "/tmp")
-    return Workload(
+    workload = Workload(
         component="agent",
         image=cluster.image(agent.image),
         replicas=agent.replicas,
@@ -197,6 +282,7 @@ def agent_workload(agent: Agent, endpoint_env: list[K8s], cluster: Cluster,
         volume_mounts=[tmp_mount],
         network=network,
     )
+    return with_deadline(workload, None)
 
 
 # --- vLLM ------------------------------------------------------------------------------------
@@ -282,7 +368,18 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
     selector, tolerations, extended = gpu_scheduling(vllm.gpu, cluster)
     cache, cache_mount, persistence = cache_volume("model-cache", vllm.cache, fullname,
                                                    "/models", cluster)
-    shm, shm_mount = empty_dir("dshm", "/dev/shm", memory=True, size=str(vllm.shm_size))
+    most = max(vllm.replicas, vllm.autoscaling.max_replicas if vllm.autoscaling else 0)
+    single_writer = vllm.cache.access_mode != "ReadWriteMany"
+    per_replica = persistence is not None and single_writer and most > 1
+    volumes = [cache]
+    if per_replica:
+        # A claim per replica from the StatefulSet's volumeClaimTemplates: replicas on other
+        # nodes would hang on a shared ReadWriteOnce claim (Multi-Attach error).
+        assert persistence is not None
+        persistence = persistence.model_copy(update={"per_replica": True})
+        volumes = []
+    shm_size = shm_default(vllm.gpu.count) if vllm.shm_size is None else str(vllm.shm_size)
+    shm, shm_mount = empty_dir("dshm", "/dev/shm", memory=True, size=shm_size)
     env: list[K8s] = [{"name": "HF_HOME", "value": "/models/huggingface"}]
     if vllm.hf_hub_offline:
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
@@ -296,17 +393,22 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
     source_volumes, source_mounts = model_source_volumes(vllm)
     startup_period = 10
     health = "/health"
-    single_writer = persistence is not None and vllm.cache.access_mode != "ReadWriteMany"
-    return Workload(
+    if per_replica:
+        strategy = STATEFUL_ROLLOUT
+    else:
+        # one pod at a time on a claim only one node (or pod) can mount
+        strategy = rollout(single_writer and most <= 1, vllm.max_surge)
+    workload = Workload(
         component="vllm",
         image=cluster.image(vllm.image if gpu_mode else vllm.cpu_image),
         replicas=vllm.replicas,
         port=VLLM_PORT,
-        strategy=rollout(gpu_mode or single_writer),
+        strategy=strategy,
         command=["vllm", "serve"],
         args=vllm_args(vllm),
         env=env,
-        resources=resources("vllm-gpu" if gpu_mode else "vllm-cpu", vllm.resources, extended),
+        resources=resources("vllm-gpu" if gpu_mode else "vllm-cpu", vllm.resources, extended,
+                            memory_volume=shm_size),
         probes=Probes(
             startup=http_probe(health, period=startup_period, timeout=5, failures=max(
                 1, math.ceil(duration_seconds(vllm.startup_timeout) / startup_period))),
@@ -321,7 +423,7 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
         # capabilities, RuntimeDefault seccomp, but the image's user.
         pod_security_context={"seccompProfile": SECCOMP},
         security_context=restricted_container(read_only_root=False),
-        volumes=[cache, shm, *source_volumes, *storage_volumes],
+        volumes=[*volumes, shm, *source_volumes, *storage_volumes],
         volume_mounts=[cache_mount, shm_mount, *source_mounts, *storage_mounts],
         termination_grace_period_seconds=60,
         persistence=persistence,
@@ -331,16 +433,23 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
             (vllm.object_storage.service_account_annotations if vllm.object_storage
              else {}).items())),
     )
+    return with_deadline(workload, None)
 
 
 # --- Ollama ----------------------------------------------------------------------------------
 
-# Waits for the server, pulls each model named in the arguments (never in the script text),
-# retrying forever rather than exiting, then marks itself ready. A failed pull therefore keeps
-# the pod unready instead of crash-looping the server.
+# Waits for the server, then for each model named in the arguments (never in the script
+# text): a model already in the cache is used as it is (an air-gapped cluster cannot reach the
+# registry, and must not stay unready for it); a missing one is pulled, retrying forever
+# rather than exiting. Then it marks itself ready. A failed pull of a missing model therefore
+# keeps the pod unready instead of crash-looping the server.
 OLLAMA_PULL_SCRIPT = """\
 until ollama list >/dev/null 2>&1; do sleep 2; done
 for model in "$@"; do
+  if ollama show "$model" >/dev/null 2>&1; then
+    echo "$model is in the cache"
+    continue
+  fi
   until ollama pull "$model"; do
     echo "pull of $model failed; retrying in 15s"
     sleep 15
@@ -377,7 +486,7 @@ def ollama_workload(fullname: str, ollama: Ollama, cluster: Cluster,
             "volumeMounts": [puller_tmp_mount],
         })
     volumes = [cache, tmp] + ([puller_tmp] if ollama.models else [])
-    return Workload(
+    workload = Workload(
         component="ollama",
         image=cluster.image(ollama.image),
         replicas=1,
@@ -395,7 +504,9 @@ def ollama_workload(fullname: str, ollama: Ollama, cluster: Cluster,
         node_selector=selector,
         tolerations=tolerations,
         runtime_class_name=ollama.gpu.runtime_class_name if ollama.gpu.count else None,
-        pod_security_context=restricted_pod(1000),
+        # The image has no user of its own (it runs as root by default): run as the same
+        # non-root UID as every other workload, HOME on the cache volume's parent.
+        pod_security_context=restricted_pod(),
         security_context=restricted_container(),
         volumes=volumes,
         volume_mounts=[cache_mount, tmp_mount],
@@ -403,6 +514,7 @@ def ollama_workload(fullname: str, ollama: Ollama, cluster: Cluster,
         persistence=persistence,
         network=network,
     )
+    return with_deadline(workload, duration_seconds(ollama.startup_timeout))
 
 
 # --- LiteLLM ---------------------------------------------------------------------------------
@@ -434,7 +546,7 @@ def litellm_workload(fullname: str, litellm: Litellm, config: LitellmConfig,
         scratch.append(empty_dir("migrations", LITELLM_MIGRATION_DIR))
         env.append({"name": "LITELLM_MIGRATION_DIR", "value": LITELLM_MIGRATION_DIR})
     config_mount = {"name": "config", "mountPath": "/etc/litellm", "readOnly": True}
-    return Workload(
+    workload = Workload(
         component="litellm",
         image=cluster.image(litellm.image),
         replicas=litellm.replicas,
@@ -460,6 +572,7 @@ def litellm_workload(fullname: str, litellm: Litellm, config: LitellmConfig,
         expose=exposure(litellm.expose, litellm.router.timeout) if litellm.expose else None,
         network=network,
     )
+    return with_deadline(workload, None)
 
 
 def exposure(expose: Expose, timeout: float) -> Exposure:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from .. import yamlout
 from ..resolved import K8s, ResolvedStack, Workload
+from .manifests import CLAIM_TEMPLATE
 
 LOOPBACK = "127.0.0.1"
 SIDECAR_START_PERIOD = "3600s"
@@ -211,6 +212,10 @@ def _environment(context: _Context, container: str, env: list[K8s]) -> dict[str,
 def _storage(context: _Context, name: str, workload: Workload) -> K8s:
     """Named volumes for claims, the config file as a Compose config, shm, tmpfs."""
     volumes = {v["name"]: v for v in workload.volumes}
+    if workload.persistence and workload.persistence.per_replica:
+        # A StatefulSet's claim template: locally, one named volume (one replica).
+        volumes[CLAIM_TEMPLATE] = {"name": CLAIM_TEMPLATE, "persistentVolumeClaim": {
+            "claimName": f"{context.fullname(name)}-cache"}}
     mounts: list[str] = []
     tmpfs: list[str] = []
     out: K8s = {}

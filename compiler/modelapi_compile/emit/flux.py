@@ -58,7 +58,8 @@ def kustomization(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
     spec: Obj = {**_depends_on(plan, env)}
     spec |= {
         "interval": plan.flux.interval,
-        "timeout": plan.flux.timeout,
+        # at least the slowest rollout it waits for (derived, or checked at the spec's line)
+        "timeout": env.flux_timeout,
         "path": f"./{plan.overlays_path}/{env.name}",
         "prune": True,
         # Ready only once the workloads are: what dependsOn of other environments waits for.
@@ -80,7 +81,8 @@ def helm_release(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
     spec: Obj = {**_depends_on(plan, env)}
     spec |= {
         "interval": plan.flux.interval,
-        "timeout": plan.flux.timeout,
+        # at least the slowest rollout it waits for (derived, or checked at the spec's line)
+        "timeout": env.flux_timeout,
         "chart": {
             "spec": {
                 "chart": chart,

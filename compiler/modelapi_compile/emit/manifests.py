@@ -31,6 +31,7 @@ EARLY_WAVE = {SYNC_WAVE: "-1"}
 # Model caches (hundreds of GB, hours to fill) and the namespace holding them survive a
 # rename or removal in the spec, an uninstall, and the deletion of the Argo CD Application
 # or the Flux Kustomization; the build summary names what is left behind.
+CLAIM_TEMPLATE = "model-cache"  # the StatefulSet's volumeClaimTemplates name
 KEEP = {
     "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
     "helm.sh/resource-policy": "keep",
@@ -131,7 +132,7 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
             "metadata": _metadata(f"{full}-config", namespace, own_labels, EARLY_WAVE),
             "data": {workload.config.file_name: workload.config.content},
         })
-    if workload.persistence:
+    if workload.persistence and not workload.persistence.per_replica:
         objects.append(_claim(full, namespace, own_labels, workload))
     objects.append(_deployment(stack, namespace, name, workload))
     objects.append({
@@ -152,7 +153,8 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
                      "selector": {"matchLabels": selector_labels(stack, name)}},
         })
     if workload.autoscaling:
-        objects.append(_autoscaler(full, namespace, own_labels, workload.autoscaling))
+        objects.append(_autoscaler(full, namespace, own_labels, workload.autoscaling,
+                                   controller_kind(workload)))
     if network_policy:
         objects.append(_network_policy(stack, namespace, name, workload))
     if monitoring.enabled and workload.metrics_path:
@@ -192,12 +194,23 @@ def _exposure(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
             "spec": spec}
 
 
-def _claim(full: str, namespace: str, own_labels: dict[str, str], workload: Workload) -> K8s:
+def controller_kind(workload: Workload) -> str:
+    """A StatefulSet when each replica has its own cache claim, else a Deployment."""
+    per_replica = workload.persistence is not None and workload.persistence.per_replica
+    return "StatefulSet" if per_replica else "Deployment"
+
+
+def _claim_spec(workload: Workload) -> K8s:
     assert workload.persistence
     spec: K8s = {"accessModes": [workload.persistence.access_mode],
                  "resources": {"requests": {"storage": workload.persistence.size}}}
     if workload.persistence.storage_class:
         spec["storageClassName"] = workload.persistence.storage_class
+    return spec
+
+
+def _claim(full: str, namespace: str, own_labels: dict[str, str], workload: Workload) -> K8s:
+    spec = _claim_spec(workload)
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": _metadata(f"{full}-cache", namespace, own_labels, dict(KEEP)),
             "spec": spec}
@@ -218,9 +231,17 @@ def namespace_object(resolved: ResolvedStack) -> K8s:
 
 
 def claim_names(resolved: ResolvedStack) -> list[str]:
-    """`namespace/name` of every PersistentVolumeClaim the environment's workloads own."""
-    return [f"{resolved.namespace}/{fullname(resolved.name, name)}-cache"
-            for name, workload in resolved.values.workloads.items() if workload.persistence]
+    """`namespace/name` of every PersistentVolumeClaim the environment's workloads own,
+    including those a StatefulSet makes per replica (up to its largest replica count)."""
+    names = []
+    for name, workload in resolved.values.workloads.items():
+        full = fullname(resolved.name, name)
+        if workload.persistence and workload.persistence.per_replica:
+            most = workload.autoscaling.max_replicas if workload.autoscaling else workload.replicas
+            names += [f"{CLAIM_TEMPLATE}-{full}-{i}" for i in range(most)]
+        elif workload.persistence:
+            names.append(f"{full}-cache")
+    return [f"{resolved.namespace}/{name}" for name in names]
 
 
 def _container(workload: Workload) -> K8s:
@@ -283,14 +304,31 @@ def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8
         # With an autoscaler the count is its own: absent here, neither Argo CD nor Flux
         # (server-side apply) nor a Helm upgrade ever writes it back.
         spec["replicas"] = workload.replicas
+    kind = controller_kind(workload)
     spec |= {
         "revisionHistoryLimit": 3,
         "selector": {"matchLabels": selector_labels(stack, name)},
-        "strategy": workload.strategy,
         "template": {"metadata": template_meta, "spec": pod},
     }
+    if kind == "Deployment":
+        # Never Progressing=False (Argo CD Degraded, Flux failed) during a normal model load.
+        spec["progressDeadlineSeconds"] = workload.progress_deadline_seconds
+        spec["strategy"] = workload.strategy
+    else:
+        spec |= {
+            "serviceName": full,
+            # all replicas load their models at once; updates still go one pod at a time
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": workload.strategy,
+            # the claims (model caches) outlive scale-downs and the StatefulSet itself
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain",
+                                                     "whenScaled": "Retain"},
+            "volumeClaimTemplates": [{"metadata": {"name": CLAIM_TEMPLATE,
+                                                   "labels": own_labels},
+                                      "spec": _claim_spec(workload)}],
+        }
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1", "kind": kind,
         "metadata": _metadata(full, namespace, own_labels),
         "spec": spec,
     }
@@ -303,8 +341,8 @@ def keda_query(metric: str, namespace: str, service: str) -> str:
 
 
 def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
-                scaling: Autoscaler) -> K8s:
-    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": full}
+                scaling: Autoscaler, kind: str) -> K8s:
+    target = {"apiVersion": "apps/v1", "kind": kind, "name": full}
     if scaling.kind == "hpa":
         return {
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
