@@ -25,7 +25,9 @@ def _spec(path: Path) -> ValidatedSpec:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> ValidatedSpec:
     """The example with a LiteLLM alias full of characters both formats treat specially."""
-    text = EXAMPLE.read_text().replace("- name: local-llama", "- name: 'a\"b#c|d<e>&f`g\\nh end'")
+    # The raw-URL route's alias (its model line dropped: the label is then the alias alone).
+    text = EXAMPLE.read_text().replace("- name: llama-3.1-8b", "- name: 'a\"b#c|d<e>&f`g\\nh end'")
+    text = text.replace("            model: llama-3.1-8b-instant\n", "")
     path = tmp_path_factory.mktemp("hostile") / "hostile.yaml"
     path.write_text(text)
     return _spec(path)

@@ -311,3 +311,26 @@ def test_graph_explain_and_init_know_the_production_fields(tmp_path: Path) -> No
         "name: assistant-api-key" in text
     for field in ("params", "settings", "router.redis", "expose"):
         assert field in text, field
+
+
+def test_stateful_routing_needs_redis_when_autoscaled(tmp_path: Path) -> None:
+    """least-busy with one fixed replica is fine; the same proxy under an HPA that may run
+    more replicas is refused at the strategy line until it shares Redis."""
+    text = SPEC.read_text()
+    spec = tmp_path / "spec.yaml"
+    autoscaled = text.replace("        replicas: 3\n",
+                              "        autoscaling: {minReplicas: 1, maxReplicas: 4}\n")
+    no_redis = autoscaled.replace(
+        "          redis: {host: redis.cache.svc, port: 6379, passwordSecret: {name: redis, "
+        "key: password}}\n", "")
+    assert no_redis != autoscaled != text
+    spec.write_text(no_redis)
+    result = CliRunner().invoke(cli, ["validate", "-f", str(spec)])
+    assert result.exit_code == 1
+    assert "litellm.router.strategy: usage-based-routing-v2 routing keeps its counts" in \
+        result.output
+    spec.write_text(autoscaled)
+    assert CliRunner().invoke(cli, ["validate", "-f", str(spec)]).exit_code == 0
+    spec.write_text(no_redis.replace("autoscaling: {minReplicas: 1, maxReplicas: 4}",
+                                     "replicas: 1"))
+    assert CliRunner().invoke(cli, ["validate", "-f", str(spec)]).exit_code == 0
