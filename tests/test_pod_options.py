@@ -178,3 +178,21 @@ def test_a_spec_spread_replaces_the_default(tmp_path: Path) -> None:
                       if d and d["kind"] == "Deployment"
                       and d["metadata"]["name"] == "knobs-helper")
     assert "topologySpreadConstraints" not in deployment["spec"]["template"]["spec"]
+
+
+def test_editors_get_the_kubernetes_shapes_from_the_spec_schema() -> None:
+    """The spec's JSON Schema types pass-through fields by Kubernetes' definitions, so the
+    YAML language server flags the typo `validate` flags."""
+    from jsonschema import Draft202012Validator
+
+    from modelapi_compile.spec_schema import spec_schema
+
+    schema = spec_schema()
+    assert Draft202012Validator(schema).is_valid(yaml.safe_load(KNOBS.read_text()))
+    vllm = Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/Vllm"})
+    body = {"model": "org/m", "extraVolumes": [{"name": "t", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "t", "mountpath": "/t"}]}
+    errors = list(vllm.iter_errors(body))
+    assert errors and any("mountpath" in e.message for e in errors)
+    body["extraVolumeMounts"] = [{"name": "t", "mountPath": "/t"}]
+    assert vllm.is_valid(body)

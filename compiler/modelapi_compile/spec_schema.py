@@ -15,10 +15,43 @@ SCHEMA_FILE = "modelstack.v1alpha1.json"
 MODELINE = f"# yaml-language-server: $schema=./{SCHEMA_FILE}"
 
 
+K8S_PREFIX = "io.k8s."
+
+
 def spec_schema() -> dict[str, Any]:
     schema = ModelStack.model_json_schema(by_alias=True)
+    _kubernetes_shapes(schema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
             **schema}
+
+
+def _kubernetes_shapes(schema: dict[str, Any]) -> None:
+    """Pod pass-through fields typed by the Kubernetes definitions of the default
+    kubernetesVersion, so editors flag what `validate` flags (which checks the spec's own
+    version)."""
+    from .kubeschemas import _definitions, self_contained
+    from .pod_options import SHAPES
+    from .spec import DEFAULT_KUBERNETES_VERSION
+
+    wanted = {"anyOf": [{"$ref": f"#/$defs/{d}"} for d, _ in SHAPES.values()]}
+    found = self_contained(wanted, _definitions(DEFAULT_KUBERNETES_VERSION, True))
+    text = json.dumps(found.get("definitions", {})).replace('"#/definitions/', '"#/$defs/')
+    definitions = schema.setdefault("$defs", {})
+    definitions.update(json.loads(text))
+    for model in list(definitions.values()):
+        properties = model.get("properties", {})
+        for field, (definition, is_list) in SHAPES.items():
+            if field not in properties:
+                continue
+            ref = {"$ref": f"#/$defs/{definition}"}
+            kept = {k: v for k, v in properties[field].items()
+                    if k in ("default", "description", "title")}
+            shape = {"type": "array", "items": ref} if is_list else ref
+            if field == "topologySpreadConstraints" or not is_list:  # these may be null
+                kept["anyOf"] = [shape, {"type": "null"}]
+            else:
+                kept.update(shape)
+            properties[field] = kept
 
 
 def spec_schema_text() -> str:
@@ -69,8 +102,8 @@ def spec_reference_markdown() -> str:
     definitions = schema.get("$defs", {})
     sections = []
     for name, model in [("ModelStack", schema), *sorted(definitions.items())]:
-        if "properties" not in model:
-            continue
+        if "properties" not in model or name.startswith(K8S_PREFIX):
+            continue  # Kubernetes' own types are documented by Kubernetes
         rows = ["| field | type | default | description |", "|---|---|---|---|"]
         required = set(model.get("required", []))
         for field, field_schema in model["properties"].items():
