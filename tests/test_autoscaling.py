@@ -352,3 +352,41 @@ def test_litellm_calls_wake_a_model_at_zero(engines: Any, build: Path) -> None:
             assert not re.fullmatch(pattern, "http://knobs-qwen:8000/v1")
             # a model that never sleeps has only its queue trigger
             assert len(objs[("ScaledObject", "knobs-qwen")]["spec"]["triggers"]) == 1
+
+
+STATEFUL = """\
+apiVersion: modelapi.dev/v1alpha1
+kind: ModelStack
+metadata: {name: st}
+spec:
+  namespace: llm
+  monitoring: {enabled: true, prometheusURL: "http://prometheus.monitoring.svc:9090"}
+  modelAPIs:
+    - name: qwen
+      vllm:
+        model: Qwen/Qwen2.5-0.5B-Instruct
+        autoscaling: {minReplicas: 1, maxReplicas: 3}
+  gitops:
+    repoURL: https://github.com/example/gitops.git
+    argocd: {enabled: true}
+"""
+
+
+def test_an_autoscaled_statefulset_keeps_its_count(tmp_path: Path, helm: Any,
+                                                   kustomize: Any) -> None:
+    """A claim per replica makes the workload a StatefulSet: the scaler targets that kind
+    and Argo CD's ignore rule still names it."""
+    from conftest import render_spec
+
+    rendered = render_spec(STATEFUL, tmp_path, helm, kustomize)
+    compiled = compile_spec(str(tmp_path / "spec.yaml"), use_helm=False)
+    app = compiled.gitops["gitops/argocd/st-default.yaml"][0]
+    for engine in ("helm", "kustomize"):
+        objs = {(o["kind"], o["metadata"]["name"]): o for o in rendered[engine]["default"]}
+        workload = objs[("StatefulSet", "st-qwen")]
+        assert "replicas" not in workload["spec"]
+        target = objs[("ScaledObject", "st-qwen")]["spec"]["scaleTargetRef"]
+        assert target == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "st-qwen"}
+        in_sync, after = argocd_sync(app, workload, _scaled_by_autoscaler(workload, 3))
+        assert in_sync and after["spec"]["replicas"] == 3
+        assert _ignored(app, workload) == ["/spec/replicas"]

@@ -321,8 +321,8 @@ def test_argocd_ignores_autoscaled_replicas() -> None:
     files = argocd_files(plan)
     prod = files["gitops/argocd/agentic-prod.yaml"][0]["spec"]
     assert prod["ignoreDifferences"] == [
-        {"group": "apps", "kind": "Deployment", "name": name, "jsonPointers": ["/spec/replicas"]}
-        for name in ("agentic-litellm", "agentic-vllm")
+        {"group": "apps", "kind": kind, "name": name, "jsonPointers": ["/spec/replicas"]}
+        for name in ("agentic-litellm", "agentic-vllm") for kind in ("Deployment", "StatefulSet")
     ]
     assert "RespectIgnoreDifferences=true" in prod["syncPolicy"]["syncOptions"]
     dev = files["gitops/argocd/agentic-dev.yaml"][0]["spec"]

@@ -543,7 +543,8 @@ def gitops_plan(validated: ValidatedSpec,
 
 
 def autoscaled_deployments(stack: ModelStack) -> tuple[str, ...]:
-    """Names of the Deployments whose replica count an HPA or KEDA owns."""
+    """Names of the workloads (Deployments, or StatefulSets with a claim per replica) whose
+    replica count an HPA or KEDA owns."""
     prefix = stack.metadata.name
     names = [api.name for api in stack.spec.model_apis
              if (api.vllm and api.vllm.autoscaling) or (api.litellm and api.litellm.autoscaling)]

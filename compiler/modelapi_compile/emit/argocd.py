@@ -179,10 +179,15 @@ def _sync_policy(plan: GitOpsPlan, autoscaled: bool) -> Obj:
     return policy
 
 
-def _ignore_replicas(deployments: tuple[str, ...]) -> list[Obj]:
+# An autoscaled workload is a Deployment, or a StatefulSet when each replica has its own
+# cache claim; a rule per kind names it either way (the other rule matches nothing).
+SCALED_KINDS = ("Deployment", "StatefulSet")
+
+
+def _ignore_replicas(workloads: tuple[str, ...]) -> list[Obj]:
     return [
-        {"group": "apps", "kind": "Deployment", "name": name, "jsonPointers": [REPLICAS_POINTER]}
-        for name in sorted(set(deployments))
+        {"group": "apps", "kind": kind, "name": name, "jsonPointers": [REPLICAS_POINTER]}
+        for name in sorted(set(workloads)) for kind in SCALED_KINDS
     ]
 
 
@@ -240,11 +245,13 @@ def _template_patch(mixed_clusters: bool, autoscaled: bool) -> str:
             "  {{- if .autoscaled }}",
             "  ignoreDifferences:",
             '    {{- range $name := splitList "," .autoscaled }}',
+            '    {{- range $kind := list ' + " ".join(f'"{k}"' for k in SCALED_KINDS) + " }}",
             "    - group: apps",
-            "      kind: Deployment",
+            "      kind: {{ $kind }}",
             "      name: {{ $name | quote }}",
             "      jsonPointers:",
             f"        - {REPLICAS_POINTER}",
+            "    {{- end }}",
             "    {{- end }}",
             "  {{- else }}",
             # Never render a bare `spec:`: a null in the patch would wipe the spec.
