@@ -279,51 +279,49 @@ def _count_text(counts: dict[str, list[str]]) -> str:
 def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
           report_format: str) -> None:
     """Compile SPEC and write (or, with --check, compare) the output folder."""
-    from . import STARTED
+    from dataclasses import replace
+
+    from . import STARTED, memo
+    from . import output as writer
+
+    root = Path(out)
+    inputs = _memo_inputs(spec, no_helm)
+    if check and inputs is not None and (verdict := memo.up_to_date(inputs, root)):
+        # A memo proves a full compile would find no drift: report exactly what it would.
+        if report_format != "json":
+            _warn(verdict.warnings)
+        _report_check(spec, out, root, [], verdict.files + 1, verdict.warnings, report_format)
+        return
 
     progress = Progress(started=STARTED)  # the half second counts from the process start
     progress("load and validate")
     try:
-        from . import output as writer
-        from .diffing import unified_diff
         from .pipeline import compile_spec
 
-        compiled = compile_spec(spec, use_helm=not no_helm, on_stage=progress)
+        compiled = compile_spec(spec, use_helm=not no_helm, on_stage=progress,
+                                spec_bytes=inputs.spec_bytes if inputs else None)
         progress("write")
     finally:
         progress.done()
-    spec_warnings = [w.render("warning") for w in compiled.warnings]
     if report_format != "json":
         _warn(compiled.warnings)
-    root = Path(out)
-    spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
+    spec_bytes = inputs.spec_bytes if inputs else b""
     stack = compiled.base.name
     manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name, stack,
                                     compiled.claims)
+    if inputs is not None:
+        memo.record(replace(inputs, helm_verified=compiled.helm_verified), compiled.included,
+                    [*compiled.files, (writer.MANIFEST, manifest)], compiled.warnings)
     left_behind = writer.left_behind_claims(root, compiled.claims)
     changes = writer.plan_changes(root, compiled.files, manifest)
-    counts = _counts(changes)
-    drift = bool(changes)
     files = len(compiled.files) + 1  # and the build manifest
-    result = {"command": "build --check" if check else "build", "spec": spec,
-              "outputDir": out, "files": files, **counts, "warnings": spec_warnings}
     if check:
-        rerun = f"modelapi-compile build -f {spec} -o {out}"
-        if report_format == "json":
-            click.echo(json.dumps({**result, "drift": drift}, indent=2))
-        elif report_format == "github":
-            for change in changes:
-                click.echo(_drift_annotation(root, change, rerun))
-        elif drift:
-            click.echo(unified_diff(changes, colour=_use_colour()), nl=False)
-        if drift:
-            verb = "differs" if len(changes) == 1 else "differ"
-            click.echo(f"{out} is out of date: {plural(len(changes), 'file')} {verb} "
-                       f"({_count_text(counts)}); run: {rerun}", err=True)
-            sys.exit(EXIT_INVALID)
-        if report_format != "json":
-            click.echo(f"{out} is up to date ({plural(files, 'file')})")
+        _report_check(spec, out, root, changes, files, compiled.warnings, report_format)
         return
+    counts = _counts(changes)
+    spec_warnings = [w.render("warning") for w in compiled.warnings]
+    result = {"command": "build", "spec": spec, "outputDir": out, "files": files, **counts,
+              "warnings": spec_warnings}
     warnings = writer.check_ownership(root, compiled.files, force=force, stack=stack,
                                       spec_name=Path(spec).name)
     writer.apply_changes(root, changes)
@@ -341,6 +339,32 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
         click.echo(line)
 
 
+def _report_check(spec: str, out: str, root: Path, changes: list[Any], files: int,
+                  warnings: tuple[Problem, ...], report_format: str) -> None:
+    """What `build --check` says, whether a compile or a build memo found the answer."""
+    from .diffing import unified_diff
+
+    counts = _counts(changes)
+    drift = bool(changes)
+    result = {"command": "build --check", "spec": spec, "outputDir": out, "files": files,
+              **counts, "warnings": [w.render("warning") for w in warnings]}
+    rerun = f"modelapi-compile build -f {spec} -o {out}"
+    if report_format == "json":
+        click.echo(json.dumps({**result, "drift": drift}, indent=2))
+    elif report_format == "github":
+        for change in changes:
+            click.echo(_drift_annotation(root, change, rerun))
+    elif drift:
+        click.echo(unified_diff(changes, colour=_use_colour()), nl=False)
+    if drift:
+        verb = "differs" if len(changes) == 1 else "differ"
+        click.echo(f"{out} is out of date: {plural(len(changes), 'file')} {verb} "
+                   f"({_count_text(counts)}); run: {rerun}", err=True)
+        sys.exit(EXIT_INVALID)
+    if report_format != "json":
+        click.echo(f"{out} is up to date ({plural(files, 'file')})")
+
+
 def _drift_annotation(root: Path, change: Any, rerun: str) -> str:
     what = ("is missing" if change.old is None else "should be removed" if change.new is None
             else "differs from the spec")
@@ -349,6 +373,20 @@ def _drift_annotation(root: Path, change: Any, rerun: str) -> str:
         text = text.replace(old, new)
     file = str(root / change.path).replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
     return f"::error file={file},title=modelapi-compile build --check::{text}"
+
+
+def _memo_inputs(spec: str, no_helm: bool) -> Any:
+    """What the build memo keys on, or None for a spec on stdin (always compiled)."""
+    from .memo import Inputs
+    from .verify import helm_sdk_available
+
+    if spec == "-":
+        return None
+    try:
+        spec_bytes = Path(spec).read_bytes()
+    except OSError:
+        return None  # the compile reports it, with the file's name
+    return Inputs(Path(spec), spec_bytes, helm_verified=not no_helm and helm_sdk_available())
 
 
 @cli.command()

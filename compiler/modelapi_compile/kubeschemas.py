@@ -117,10 +117,10 @@ def _formats(schema: Any, found: set[str] | None = None) -> set[str]:
 
 
 def _cache_dir() -> Path | None:
-    base = os.environ.get("MODELAPI_COMPILE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelapi-compile")
+    from .memo import cache_root
+
     try:
-        path = Path(base) / "schemas"
+        path = cache_root() / "schemas"
         path.mkdir(parents=True, exist_ok=True)
         return path
     except OSError:

@@ -29,6 +29,8 @@ class Compiled:
     # `namespace/name` of every claim the environments own (prune-protected model caches)
     claims: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()  # risky choices the spec opted into
+    helm_verified: bool = False  # Helm rendered every environment and matched the objects
+    included: tuple[str, ...] = ()  # files the spec pulled in besides itself (none yet)
 
 
 def _quiet(stage: str) -> None:
@@ -36,13 +38,14 @@ def _quiet(stage: str) -> None:
 
 
 def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = False,
-                 keep_documents: bool = False,
+                 keep_documents: bool = False, spec_bytes: bytes | None = None,
                  on_stage: Callable[[str], None] = _quiet) -> Compiled:
     """Compile and verify. Environments are resolved, emitted and verified one at a time and
     (unless `keep_objects`) dropped before the next, so memory stays bounded on large stacks;
-    `keep_documents` keeps the data behind each YAML file for semantic diffs."""
+    `keep_documents` keeps the data behind each YAML file for semantic diffs; `spec_bytes` are
+    the spec's bytes when the caller has read them already."""
     on_stage("load and validate")
-    validated = load_spec(spec_path)
+    validated = load_spec(spec_path, spec_bytes)
     source = PurePath(spec_path).name
     resolved = resolve_environments(validated)
     on_stage("resolve")
@@ -85,5 +88,6 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
             files.add_yaml(path, header_comment(source), *documents)
         verifier.check_gitops(gitops)
         verifier.finish()
+        helm_verified = verifier.sdk is not None
     return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)),
-                    validated.warnings)
+                    validated.warnings, helm_verified=helm_verified)

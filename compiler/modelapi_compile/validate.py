@@ -574,7 +574,9 @@ def _address_problems(address: NetworkAddress, at: Path, positions: Positions
             "add cidr: the address range it resolves to (e.g. the managed service's subnet)")
 
 
-def load_spec(path: str) -> ValidatedSpec:
-    from .loader import load_file
+def load_spec(path: str, source: bytes | None = None) -> ValidatedSpec:
+    """Load and validate the spec at `path`; `source`, when given, is its bytes as already
+    read (so that what is compiled is exactly what the caller hashed)."""
+    from .loader import load_bytes, load_file
 
-    return validate_document(load_file(path))
+    return validate_document(load_file(path) if source is None else load_bytes(source, path))

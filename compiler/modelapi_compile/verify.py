@@ -131,6 +131,13 @@ def _origin(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:
     return line, column, format_path(path)
 
 
+def helm_sdk_available() -> bool:
+    """Whether `helm_sdk()` would find the SDK, without loading it."""
+    from importlib.util import find_spec
+
+    return find_spec("helm_python") is not None
+
+
 def helm_sdk() -> Any | None:
     """The embedded Helm SDK, or None."""
     try:
