@@ -53,6 +53,8 @@ class Pod:
     namespace: str
     labels: dict[str, str]
     ip: str | None = None  # for ipBlock peers; pods are usually matched by labels
+    # Named container ports, name -> (port, protocol): what a policy's named port means.
+    ports: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class NetworkPolicies:
         policies = self._selecting(source, "Egress")
         if not policies:
             return True
-        return any(_rule_admits(rule, "to", source.namespace, target, port, protocol)
+        return any(_rule_admits(rule, "to", source.namespace, target, target, port, protocol)
                    for policy in policies for rule in policy["spec"].get("egress") or [])
 
     def ingress_allowed(self, source: Peer, target: Pod, port: int, protocol: str = "TCP"
@@ -102,7 +104,7 @@ class NetworkPolicies:
         policies = self._selecting(target, "Ingress")
         if not policies:
             return True
-        return any(_rule_admits(rule, "from", target.namespace, source, port, protocol)
+        return any(_rule_admits(rule, "from", target.namespace, source, target, port, protocol)
                    for policy in policies for rule in policy["spec"].get("ingress") or [])
 
     def connects(self, source: Pod, target: Pod, port: int, protocol: str = "TCP") -> bool:
@@ -110,10 +112,10 @@ class NetworkPolicies:
                 and self.ingress_allowed(source, target, port, protocol))
 
 
-def _rule_admits(rule: Obj, direction: str, policy_namespace: str, peer: Peer, port: int,
-                 protocol: str) -> bool:
+def _rule_admits(rule: Obj, direction: str, policy_namespace: str, peer: Peer,
+                 destination: Peer, port: int, protocol: str) -> bool:
     ports = rule.get("ports")
-    if ports and not any(_port_matches(p, port, protocol) for p in ports):
+    if ports and not any(_port_matches(p, destination, port, protocol) for p in ports):
         return False
     peers = rule.get(direction)
     if not peers:  # absent or empty: every peer
@@ -121,14 +123,17 @@ def _rule_admits(rule: Obj, direction: str, policy_namespace: str, peer: Peer, p
     return any(_peer_matches(p, policy_namespace, peer) for p in peers)
 
 
-def _port_matches(spec: Obj, port: int, protocol: str) -> bool:
+def _port_matches(spec: Obj, destination: Peer, port: int, protocol: str) -> bool:
+    """A number (or range with endPort), or the name of a container port of the destination
+    pod, in both directions; a name never matches an address outside the cluster."""
     if spec.get("protocol", "TCP") != protocol:
         return False
     if "port" not in spec:
         return True
     low = spec["port"]
     if not isinstance(low, int):
-        return False  # named ports are not modelled
+        named = destination.ports.get(low) if isinstance(destination, Pod) else None
+        return named == (port, protocol)
     return low <= port <= spec.get("endPort", low)
 
 
@@ -159,9 +164,13 @@ def workloads(objects: Iterable[Obj]) -> Iterator[Obj]:
     return (o for o in objects if o.get("kind") in WORKLOAD_KINDS)
 
 
-def pod_of(workload: Obj) -> Pod:
-    return Pod(workload["metadata"]["namespace"],
-               dict(workload["spec"]["template"]["metadata"]["labels"]))
+def pod_of(workload: Obj, ip: str | None = None) -> Pod:
+    template = workload["spec"]["template"]
+    ports = {port["name"]: (port["containerPort"], port.get("protocol", "TCP"))
+             for container in template["spec"]["containers"]
+             for port in container.get("ports") or [] if "name" in port}
+    return Pod(workload["metadata"]["namespace"], dict(template["metadata"]["labels"]), ip,
+               ports)
 
 
 def by_kind(objects: Iterable[Obj], kind: str) -> dict[str, Obj]:
@@ -299,3 +308,46 @@ def deleted_by(tool: str, obj: Obj) -> bool:
     if tool == "helm":
         return annotations.get("helm.sh/resource-policy") != "keep"
     raise ValueError(tool)
+
+
+# --- every connection at once ----------------------------------------------------------------
+
+
+def connection_allowed(policies: NetworkPolicies, source: Peer, target: Peer, port: int,
+                       protocol: str = "TCP") -> bool:
+    """Either end may be a pod or an outside address; outside addresses enforce nothing."""
+    if isinstance(source, Pod) and not policies.egress_allowed(source, target, port, protocol):
+        return False
+    return not isinstance(target, Pod) or policies.ingress_allowed(source, target, port,
+                                                                    protocol)
+
+
+def policy_ports(policies: NetworkPolicies, endpoints: Iterable[Peer]) -> list[tuple[int, str]]:
+    """Every port a pod or a policy names, as (port, protocol), plus one nobody names."""
+    found: set[tuple[int, str]] = {(65000, "TCP")}
+    for endpoint in endpoints:
+        if isinstance(endpoint, Pod):
+            found.update(endpoint.ports.values())
+    for policy in policies.policies:
+        spec = policy["spec"]
+        for rule in [*(spec.get("ingress") or []), *(spec.get("egress") or [])]:
+            for entry in rule.get("ports") or []:
+                if isinstance(entry.get("port"), int):
+                    found.add((entry["port"], entry.get("protocol", "TCP")))
+    return sorted(found)
+
+
+def allowed_connections(policies: NetworkPolicies, endpoints: dict[str, Peer],
+                        namespace: str) -> Iterator[str]:
+    """`source -> target port/protocol` for every allowed connection between two endpoints,
+    one of them a pod of `namespace` (its policies decide nothing else), on every port of
+    `policy_ports`: a complete picture of a namespace's posture, to compare or review."""
+    ports = policy_ports(policies, endpoints.values())
+    for source_name, source in sorted(endpoints.items()):
+        for target_name, target in sorted(endpoints.items()):
+            if source_name == target_name or namespace not in (
+                    getattr(source, "namespace", None), getattr(target, "namespace", None)):
+                continue
+            for port, protocol in ports:
+                if connection_allowed(policies, source, target, port, protocol):
+                    yield f"{source_name} -> {target_name} {port}/{protocol}"

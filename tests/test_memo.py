@@ -90,6 +90,11 @@ def test_unchanged_tree_is_checked_without_compiling(tmp_path: Path, cache: Path
     assert compiles.count == 2
     assert fast.exit_code == 0 and "is up to date" in fast.stdout
     _same(fast, full)
+    for report in ("json", "github"):
+        fast = _check(spec, out, "--no-helm", "--format", report)
+        assert compiles.count == 2
+        _same(fast, _full_check(spec, out, monkeypatch, tmp_path, "--no-helm", "--format",
+                                report))
 
 
 def test_files_nobody_generated_are_ignored_by_both_paths(

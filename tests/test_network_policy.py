@@ -1,0 +1,139 @@
+"""The whole network posture of a stack, as the CNI enforces what both engines render
+(tests/cluster_models.py): for every pair of endpoints (the stack's pods, someone else's pod
+in the namespace, pods of other namespaces, DNS, node-local, private and public addresses)
+and every port any of them or any policy names, whether a connection is allowed. The matrix
+of each spec and environment is golden: a change of the policies' shape must leave it
+untouched, a change of the posture shows up as a reviewed diff (`pytest --update-golden`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from cluster_models import (
+    Address,
+    NetworkPolicies,
+    Peer,
+    Pod,
+    allowed_connections,
+    connection_allowed,
+    pod_of,
+    workloads,
+)
+from conftest import CASES, ENGINES, REPO, Rendered, render_spec
+
+SPECS = {
+    "agentic": REPO / "examples" / "agentic.yaml",
+    "prodai": CASES / "valid" / "production-gpu.yaml",
+    "edges": CASES / "network" / "edges.yaml",
+}
+GOLDEN = CASES / "network"
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
+
+
+def _posture(objects: list[dict[str, Any]]) -> tuple[NetworkPolicies, dict[str, Peer], str]:
+    policies = NetworkPolicies.of(objects)
+    found = sorted(workloads(objects), key=lambda o: str(o["metadata"]["name"]))
+    namespace = str(found[0]["metadata"]["namespace"])
+    endpoints: dict[str, Peer] = {
+        str(o["metadata"]["name"]): pod_of(o, str(POD_NETWORK[index + 10]))
+        for index, o in enumerate(found)}
+    # Someone else's pod in the namespace, with its own policy letting it call any pod there.
+    policies.policies.append({
+        "kind": "NetworkPolicy", "metadata": {"name": "theirs", "namespace": namespace},
+        "spec": {"podSelector": {"matchLabels": {"app": "someone-else"}},
+                 "policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]}})
+    endpoints.update({
+        "foreign-pod": Pod(namespace, {"app": "someone-else"}, "10.244.1.1"),
+        "other-namespace-pod": Pod("elsewhere", {}, "10.244.1.2"),
+        "prometheus": Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "10.244.1.3"),
+        "kube-dns": Pod("kube-system", {"k8s-app": "kube-dns"}, "10.244.1.4",
+                        {"dns": (53, "UDP"), "dns-tcp": (53, "TCP")}),
+        "node-local-dns": Address("169.254.20.10"),
+        "cloud-metadata": Address("169.254.169.254"),
+        "lan-host": Address("10.1.2.3"),
+        "public-host": Address("203.0.113.10"),
+    })
+    return policies, endpoints, namespace
+
+
+@pytest.fixture(scope="module")
+def rendered(helm: Any, kustomize: Any, tmp_path_factory: pytest.TempPathFactory
+             ) -> dict[str, Rendered]:
+    return {name: render_spec(spec, tmp_path_factory.mktemp(name), helm, kustomize)
+            for name, spec in SPECS.items()}
+
+
+def _matrix(objects: list[dict[str, Any]]) -> str:
+    policies, endpoints, namespace = _posture(objects)
+    return f"# namespace {namespace}\n" + "".join(
+        f"{line}\n" for line in allowed_connections(policies, endpoints, namespace))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_allowed_connections_match_golden(name: str, rendered: dict[str, Rendered],
+                                          update_golden: bool) -> None:
+    for env, objects in rendered[name]["kustomize"].items():
+        text = _matrix(objects)
+        assert _matrix(rendered[name]["helm"][env]) == text, f"{name} {env}: engines differ"
+        golden = GOLDEN / f"{name}.{env}.allowed"
+        if update_golden:
+            golden.write_text(text)
+        assert text == golden.read_text(), f"{name} {env}: allowed connections changed"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_posture_in_plain_words(rendered: dict[str, Rendered], engine: str) -> None:
+    """What the matrix must say, independent of any golden file."""
+    policies, endpoints, _ = _posture(rendered["edges"][engine]["prod"])
+
+    def allowed(source: str, target: str, port: int, protocol: str = "TCP") -> bool:
+        return connection_allowed(policies, endpoints[source], endpoints[target], port,
+                                  protocol)
+
+    # Declared edges, on the callee's port only.
+    assert allowed("edges-via-proxy", "edges-proxy", 4000)
+    assert allowed("edges-proxy", "edges-vllm-a", 8000)
+    assert allowed("edges-proxy", "edges-local", 11434)
+    assert allowed("edges-direct-vllm", "edges-vllm-b", 8000)
+    # No undeclared edge, no other port, nobody else.
+    assert not allowed("edges-via-proxy", "edges-vllm-a", 8000)
+    assert not allowed("edges-direct-vllm", "edges-vllm-a", 8000)
+    assert not allowed("edges-proxy", "edges-vllm-a", 65000)
+    assert not allowed("foreign-pod", "edges-vllm-a", 8000)
+    assert not allowed("other-namespace-pod", "edges-proxy", 4000)
+    # Agents take calls from the namespace on their own port, not on another agent's port.
+    assert allowed("foreign-pod", "edges-via-proxy-2", 9090)
+    assert not allowed("foreign-pod", "edges-via-proxy-2", 8000)
+    assert not allowed("other-namespace-pod", "edges-via-proxy", 8000)
+    # Metrics from the monitoring namespace only.
+    assert allowed("prometheus", "edges-vllm-a", 8000)
+    assert not allowed("prometheus", "edges-local", 11434)
+    # Outside: downloads and external APIs over https to public addresses only; a raw URL on
+    # its own port wherever it is.
+    assert allowed("edges-vllm-b", "public-host", 443)
+    assert not allowed("edges-vllm-b", "lan-host", 443)
+    assert not allowed("edges-vllm-b", "cloud-metadata", 443)
+    assert allowed("edges-direct-vendor", "public-host", 443)
+    assert not allowed("edges-direct-vllm", "public-host", 443)
+    assert allowed("edges-legacy-user", "public-host", 8081)
+    assert allowed("edges-proxy", "public-host", 8443)
+    assert not allowed("edges-proxy", "lan-host", 11434)  # prod dropped the LAN route
+    # DNS for every pod of the stack; nothing else leaves it.
+    assert allowed("edges-via-proxy", "kube-dns", 53, "UDP")
+    assert not allowed("edges-via-proxy", "public-host", 443)
+
+
+def test_the_model_resolves_named_ports_on_the_destination() -> None:
+    policies = NetworkPolicies([{
+        "kind": "NetworkPolicy", "metadata": {"name": "web", "namespace": "a"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
+                 "ingress": [{"ports": [{"port": "http"}]}]}}])
+    web = Pod("a", {"app": "web"}, "10.244.0.2", {"http": (8080, "TCP")})
+    client = Pod("a", {}, "10.244.0.3")
+    assert connection_allowed(policies, client, web, 8080)
+    assert not connection_allowed(policies, client, web, 8081)
+    assert not connection_allowed(policies, client, web, 8080, "UDP")
+    assert connection_allowed(policies, web, Address("203.0.113.1"), 1)  # not egress-isolated
