@@ -169,6 +169,8 @@ def agent(k: int, apis: list[Spec]) -> Spec:
                           {"name": "AGENT_ID", "value": str(k)}]}
     if k % 3 == 0:
         spec["healthPath"] = "/healthz"
+    if api.startswith("litellm-"):  # a proxy with a master key: each agent its own key
+        spec["apiKeySecret"] = {"name": f"agent-{k:04d}-litellm", "key": "key"}
     return spec
 
 

@@ -1,15 +1,21 @@
-"""The performance benchmark of issue 8: one markdown table, then the targets.
+"""The performance benchmark (issues 8 and 14): one markdown table, then the targets.
 
-    python bench/run.py [--sizes S,M,L,2L] [--runs N] [--timeout SECONDS] [--keep DIR]
+    python bench/run.py [--sizes S,M,L,2L] [--runs N] [--engines S,M,L] [--timeout SECONDS]
+                        [--keep DIR]
 
 Per size (specs from bench/generate.py): median wall time of the whole
 `modelapi-compile build -f SPEC -o DIR` process (verify included, fresh DIR each run), its
-peak RSS (os.wait4 rusage of that one child), files and objects written, and, on the last
-build's output, the time real Helm takes to render the chart for every environment (a `helm`
-binary on PATH, else the helm_python SDK in a worker process timing only Chart.load+render)
-plus `kustomize build` / `kubectl kustomize` for every overlay. Then the cold start of
-`modelapi-compile --version` against `python -c pass`, and schema-validation throughput over
-all objects of the largest size measured (one core, warm catalog). Progress goes to stderr.
+peak RSS (os.wait4 rusage of that one child), files written, and `build --check` on the
+unchanged output (its build memo answers). Then, on the last build's output, the real engines
+on the project's own output for every environment: Helm rendering the chart with
+values-<env>.yaml (a `helm` binary on PATH, else the helm_python SDK in a worker process
+timing only Chart.load+render) and `kustomize build` / `kubectl kustomize` of each
+overlays/<env>; and the same engines on a plain rendering of the same objects (per
+environment one file of every object Kustomize rendered, listed by a bare kustomization, and
+a chart that only copies those objects out of its files): the ratio of the two is the cost of
+the project's layout. Then the cold start of `modelapi-compile --version` against
+`python -c pass`, and schema-validation throughput over all objects of the largest size
+measured (one core, warm catalog). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ class Row:
     objects: int = 0
     render: float | None = None
     kustomize: float | None = None
+    kustomize_max: float | None = None  # the slowest environment overlay
+    overlay_max: int = 0  # objects in the largest environment overlay
+    plain: float | None = None  # Helm + Kustomize on a plain rendering of the same objects
+    check: float | None = None  # build --check on the unchanged output
     failure: str | None = None
     note: str | None = None
 
@@ -65,10 +75,23 @@ class Row:
         return statistics.median(self.builds) if self.builds else None
 
     @property
-    def ratio(self) -> float | None:
-        if self.build is None or self.render is None or self.kustomize is None:
+    def engines(self) -> float | None:
+        if self.render is None or self.kustomize is None:
             return None
-        return self.build / (self.render + self.kustomize)
+        return self.render + self.kustomize
+
+    @property
+    def ratio(self) -> float | None:
+        if self.build is None or self.engines is None:
+            return None
+        return self.build / self.engines
+
+    @property
+    def layout_cost(self) -> float | None:
+        """Engines on our output / engines on a plain rendering of the same objects."""
+        if self.engines is None or not self.plain:
+            return None
+        return self.engines / self.plain
 
 
 def log(message: str) -> None:
@@ -125,8 +148,13 @@ def chart_dir(out: Path) -> Path:
 
 
 def namespace_of(out: Path, env: str) -> str:
-    data = yaml.safe_load((out / "overlays" / env / "kustomization.yaml").read_text())
-    return str(data.get("namespace") or "default")
+    """The namespace of the objects of overlays/<env> (set in each of them)."""
+    folder = out / "overlays" / env
+    data = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    if data.get("namespace"):
+        return str(data["namespace"])
+    first = yaml.safe_load((folder / data["resources"][0]).read_text())
+    return str(first["metadata"].get("namespace") or "default")
 
 
 def count_files(out: Path) -> int:
@@ -147,20 +175,73 @@ def kustomize_command() -> list[str] | None:
     return None
 
 
-def run_kustomize(out: Path, objects_dir: Path) -> tuple[float, int]:
-    """Seconds of `kustomize build` over every overlay; objects rendered (kept for checks)."""
+def kustomize(folder: Path) -> Process:
     command = kustomize_command()
     if command is None:
         raise RuntimeError("neither kustomize nor kubectl on PATH")
-    total, objects = 0.0, 0
+    run = measure([*command, str(folder)])
+    if run.rc != 0:
+        raise RuntimeError(f"kustomize {folder} failed:\n{run.stderr.strip()}")
+    return run
+
+
+def run_kustomize(row: Row, out: Path, objects_dir: Path) -> int:
+    """Times `kustomize build` of every environment overlay into `row`; objects rendered
+    (each environment's kept in objects_dir for the plain reference and the checks)."""
+    total, slowest, objects = 0.0, 0.0, 0
     for env in environments(out):
-        run = measure([*command, str(out / "overlays" / env)])
-        if run.rc != 0:
-            raise RuntimeError(f"kustomize {env} failed:\n{run.stderr.strip()}")
-        total += run.wall
-        objects += count_documents(run.stdout)
+        log(f"{row.size}: kustomize {env}")
+        run = kustomize(out / "overlays" / env)
+        count = count_documents(run.stdout)
+        total, slowest, objects = total + run.wall, max(slowest, run.wall), objects + count
+        row.overlay_max = max(row.overlay_max, count)
         (objects_dir / f"{env}.yaml").write_text(run.stdout, encoding="utf-8")
-    return total, objects
+    row.kustomize, row.kustomize_max = total, slowest
+    return objects
+
+
+HELM_CHUNK = 4 * 1024 * 1024  # Helm refuses chart files over 5 MiB
+
+
+def plain_reference(out: Path, objects_dir: Path) -> float:
+    """Seconds Helm and Kustomize take, over every environment, to render the objects that
+    Kustomize rendered from our overlays, laid out as plainly as they can be."""
+    total, charts = 0.0, []
+    for env in environments(out):
+        rendered = (objects_dir / f"{env}.yaml").read_text(encoding="utf-8")
+        folder = objects_dir / f"plain-{env}"
+        folder.mkdir(exist_ok=True)
+        (folder / "objects.yaml").write_text(rendered, encoding="utf-8")
+        (folder / "kustomization.yaml").write_text("resources: [objects.yaml]\n")
+        total += kustomize(folder).wall
+        charts.append(str(plain_chart(objects_dir / f"plain-chart-{env}", rendered)))
+    if shutil.which("helm"):
+        for chart in charts:
+            run = measure(["helm", "template", "plain", chart])
+            if run.rc != 0:
+                raise RuntimeError(f"helm template {chart} failed:\n{run.stderr.strip()}")
+            total += run.wall
+        return total
+    return total + float(worker("render-plain", *charts)["seconds"])
+
+
+def plain_chart(chart: Path, rendered: str) -> Path:
+    """A chart whose one template copies the rendered objects out of its files, unparsed."""
+    (chart / "templates").mkdir(parents=True, exist_ok=True)
+    (chart / "objects").mkdir(exist_ok=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: plain\nversion: 0.1.0\n")
+    (chart / "templates" / "objects.yaml").write_text(
+        '{{- range $path, $_ := .Files.Glob "objects/*.yaml" }}\n'
+        '{{ $.Files.Get $path }}\n{{- end }}\n')
+    documents = rendered.split("\n---\n")
+    chunk, index = "", 0
+    for document in documents:
+        if chunk and len(chunk) + len(document) > HELM_CHUNK:
+            (chart / "objects" / f"{index:04d}.yaml").write_text(chunk, encoding="utf-8")
+            chunk, index = "", index + 1
+        chunk += ("---\n" if not document.startswith("---") else "") + document + "\n"
+    (chart / "objects" / f"{index:04d}.yaml").write_text(chunk, encoding="utf-8")
+    return chart
 
 
 def run_helm(out: Path) -> tuple[float, int]:
@@ -198,6 +279,17 @@ def render_worker(out_dir: str) -> dict[str, Any]:
         objects += sum(count_documents(text) for path, text in rendered.items()
                        if path.endswith((".yaml", ".yml")))  # not NOTES.txt, as helm template
     return {"seconds": total, "objects": objects}
+
+
+def render_plain_worker(*charts: str) -> dict[str, Any]:
+    import helm_python
+
+    total = 0.0
+    for chart in charts:
+        start = time.perf_counter()
+        helm_python.Chart.load(chart).render({}, name="plain", namespace="default")
+        total += time.perf_counter() - start
+    return {"seconds": total}
 
 
 # -- validation throughput ----------------------------------------------------------------
@@ -258,6 +350,13 @@ def bench_size(size: str, runs: int, work: Path, timeout: float, with_engines: b
             shutil.rmtree(out)
     assert out is not None
     row.files = count_files(out)
+    log(f"{size}: build --check")
+    check = measure([*compiler(), "build", "-f", str(spec), "-o", str(out), "--check"], timeout)
+    if check.rc != 0:
+        row.failure = f"check exit {check.rc}"
+        print(f"check of {size} failed:\n{check.stdout}{check.stderr}", file=sys.stderr)
+        return row, out
+    row.check = check.wall
     if not with_engines:
         row.note = "engines skipped (--engines)"
         return row, out
@@ -271,12 +370,13 @@ def bench_size(size: str, runs: int, work: Path, timeout: float, with_engines: b
 
 def engines(row: Row, out: Path, objects_dir: Path) -> None:
     objects_dir.mkdir(exist_ok=True)
-    log(f"{row.size}: kustomize")
-    row.kustomize, row.objects = run_kustomize(out, objects_dir)
+    row.objects = run_kustomize(row, out, objects_dir)
     log(f"{row.size}: helm render")
     row.render, helm_objects = run_helm(out)
     if helm_objects != row.objects:
         row.note = f"Helm renders {helm_objects} objects, Kustomize {row.objects}"
+    log(f"{row.size}: plain reference")
+    row.plain = plain_reference(out, objects_dir)
 
 
 # -- cold start -------------------------------------------------------------------------------
@@ -297,13 +397,17 @@ def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
 
 
 def table(rows: list[Row], runs: int) -> str:
-    lines = [f"| size | build s (median of {runs}) | peak MB | files | objects (all envs) "
-             "| helm render s | kustomize s | build / (render + kustomize) | status |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [f"| size | build s (median of {runs}) | peak MB | files | check s "
+             "| objects (all envs) | largest overlay | helm render s | kustomize s "
+             "| slowest overlay s | plain reference s | engines / plain "
+             "| build / engines | status |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         status = f"FAILED: {r.failure}" if r.failure else (r.note or "ok")
         lines.append(f"| {r.size} | {fmt(r.build)} | {fmt(r.peak_mb or None, 0)} | {r.files} "
-                     f"| {r.objects} | {fmt(r.render)} | {fmt(r.kustomize)} "
+                     f"| {fmt(r.check)} | {r.objects} | {r.overlay_max or '-'} "
+                     f"| {fmt(r.render)} | {fmt(r.kustomize)} | {fmt(r.kustomize_max)} "
+                     f"| {fmt(r.plain)} | {fmt(r.layout_cost, 2, 'x')} "
                      f"| {fmt(r.ratio, 2, 'x')} | {status} |")
     return "\n".join(lines)
 
@@ -345,6 +449,19 @@ def targets(rows: dict[str, Row], start: tuple[float, float],
     lines.append(verdict(None if peak is None else peak < 500,
                          f"peak memory of the L build < 500 MB: {fmt(peak, 0, ' MB')}",
                          None if peak else failed(large)))
+    cost = large.layout_cost if large else None
+    lines.append(verdict(None if cost is None else cost <= 1.5,
+                         "issue 14: L engines on our output <= 1.5x a plain rendering of the "
+                         f"same objects: {fmt(cost, 2, 'x')}", failed(large)))
+    slowest = large.kustomize_max if large else None
+    lines.append(verdict(None if slowest is None else slowest <= 30,
+                         "issue 14: every L environment overlay renders in <= 30 s: slowest "
+                         f"{fmt(slowest, 1, ' s')}", failed(large)))
+    check = large.check if large else None
+    lines.append(verdict(None if check is None else check <= 3,
+                         "issue 14: L build --check, unchanged tree, <= 3 s: "
+                         f"{fmt(check, 2, ' s')}",
+                         failed(large)))
     return lines
 
 
@@ -359,7 +476,8 @@ def report(rows: list[Row], runs: int, start: tuple[float, float],
         parts.append(f"Validation throughput ({validation['size']}, {validation['objects']} "
                      f"objects, one core, warm): {validation['per_second']:.0f} objects/s "
                      f"({validation['problems']} schema problems found).")
-    parts += ["", "Targets (issue 8):", *targets({r.size: r for r in rows}, start, validation)]
+    parts += ["", "Targets (issues 8 and 14):",
+              *targets({r.size: r for r in rows}, start, validation)]
     return "\n".join(parts)
 
 
@@ -401,8 +519,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated subset of S,M,L,2L (default: all)")
     parser.add_argument("--runs", type=int, default=3, help="builds per size (median)")
     parser.add_argument("--engines", default="S,M,L",
-                        help="sizes to time Helm and Kustomize on (default S,M,L: Kustomize "
-                        "is quadratic in objects, 2L takes it tens of minutes per overlay)")
+                        help="sizes to time Helm and Kustomize on (default S,M,L; Kustomize "
+                        "is quadratic in objects, so 2L takes it four times L)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per build")
     parser.add_argument("--keep", type=Path, help="keep specs and outputs in this directory")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -420,7 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.worker:
         kind, *rest = args.worker
-        answer = render_worker(*rest) if kind == "render" else validate_worker(*rest)
+        workers = {"render": render_worker, "render-plain": render_plain_worker,
+                   "validate": validate_worker}
+        answer = workers[kind](*rest)
         print(json.dumps(answer))
         return 0
     if args.keep:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cluster_models import NetworkPolicies, Pod, pod_of, workloads
 from conftest import CASES, REPO
 from modelapi_compile.cli import cli
 from modelapi_compile.verify import render_chart
@@ -183,23 +184,27 @@ def test_every_workload_is_secure_by_default(rendered: Any) -> None:
 
 
 def test_network_policies_allow_only_declared_edges(rendered: Any) -> None:
-    objs = rendered[("agentic", "prod")]
-    assert objs[("NetworkPolicy", "agentic-default-deny")]["spec"]["podSelector"] == {}
-    ollama = objs[("NetworkPolicy", "agentic-ollama")]["spec"]
-    callers = [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-               for p in ollama["ingress"][0]["from"]]
-    assert callers == ["litellm-proxy"]
-    proxy = objs[("NetworkPolicy", "agentic-litellm-proxy")]["spec"]
-    targets = {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-               for rule in proxy["egress"] for p in rule["to"]
-               if p.get("podSelector", {}).get("matchLabels")}
-    assert targets == {"ollama", "vllm-hosted"}
+    objs = list(rendered[("agentic", "prod")].values())
+    assert rendered[("agentic", "prod")][("NetworkPolicy", "agentic-default-deny")][
+        "spec"]["podSelector"] == {}
+    policies = NetworkPolicies.of(objs)
+    pods = {o["metadata"]["name"]: pod_of(o) for o in workloads(objs)}
+    proxy, ollama, vllm = (pods[f"agentic-{n}"] for n in ("litellm-proxy", "ollama",
+                                                         "vllm-hosted"))
+    tinyllama, math = pods["agentic-tinyllama-agent"], pods["agentic-simple-math-agent"]
+    assert policies.connects(proxy, ollama, 11434)
+    assert policies.connects(proxy, vllm, 8000)
+    assert policies.connects(tinyllama, vllm, 8000)
+    assert policies.connects(math, proxy, 4000)
+    assert not policies.connects(tinyllama, ollama, 11434)
+    assert not policies.connects(math, vllm, 8000)
+    assert not policies.connects(ollama, proxy, 4000)
+    assert not policies.connects(proxy, vllm, 8001)
     # and its database, a Service of the namespace: any pod there, on Postgres' port only
-    assert {"to": [{"podSelector": {}}], "ports": [{"port": 5432, "protocol": "TCP"}]} \
-        in proxy["egress"]
-    agent = objs[("NetworkPolicy", "agentic-tinyllama-agent")]["spec"]
-    assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-            for p in agent["egress"][0]["to"]] == ["vllm-hosted"]
+    database = Pod(proxy.namespace, {"app": "postgres"})
+    assert policies.egress_allowed(proxy, database, 5432)
+    assert not policies.egress_allowed(proxy, database, 5433)
+    assert not policies.egress_allowed(math, database, 5432)
 
 
 def test_template_command_prints_helm_output(tmp_path: Path, helm: Any) -> None:

@@ -8,6 +8,8 @@ untouched, a change of the posture shows up as a reviewed diff (`pytest --update
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from cluster_models import (
     workloads,
 )
 from conftest import CASES, ENGINES, REPO, Rendered, render_spec
+from modelapi_compile.pipeline import compile_spec
 
 SPECS = {
     "agentic": REPO / "examples" / "agentic.yaml",
@@ -137,3 +140,62 @@ def test_the_model_resolves_named_ports_on_the_destination() -> None:
     assert not connection_allowed(policies, client, web, 8081)
     assert not connection_allowed(policies, client, web, 8080, "UDP")
     assert connection_allowed(policies, web, Address("203.0.113.1"), 1)  # not egress-isolated
+
+
+def _with_agents(count: int) -> str:
+    agents = "".join(
+        f"    - {{name: agent-{i}, image: 'ghcr.io/example/a:1.0.0', modelAPI: "
+        f"{'proxy' if i % 2 else 'vllm-a'}, model: qwen, port: {8000 + i % 3}}}\n"
+        for i in range(count))
+    return f"""\
+apiVersion: modelapi.dev/v1alpha1
+kind: ModelStack
+metadata: {{name: grow}}
+spec:
+  namespace: grow
+  monitoring: {{enabled: true}}
+  modelAPIs:
+    - name: vllm-a
+      vllm: {{model: Qwen/Qwen2.5-0.5B-Instruct, servedModelName: qwen, gpu: {{count: 0}}}}
+    - name: proxy
+      litellm:
+        models: [{{name: qwen, backend: vllm-a}}]
+  agents:
+{agents}"""
+
+
+def test_policies_and_identities_do_not_grow_with_agents(tmp_path: Path) -> None:
+    """Fleet-size cost: agents add their Deployment and Service (and PDB), never a
+    NetworkPolicy or a ServiceAccount; every pod runs as its role's ServiceAccount, which
+    mounts no token."""
+    counts = {}
+    for agents in (2, 40):
+        spec = tmp_path / f"grow-{agents}.yaml"
+        spec.write_text(_with_agents(agents))
+        objects = compile_spec(str(spec), use_helm=False).objects[""]
+        kinds = Counter(o["kind"] for o in objects)
+        counts[agents] = (kinds["NetworkPolicy"], kinds["ServiceAccount"])
+        accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
+        assert all(a["automountServiceAccountToken"] is False for a in accounts.values())
+        for deployment in (o for o in objects if o["kind"] == "Deployment"):
+            pod = deployment["spec"]["template"]["spec"]
+            component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+            assert pod["serviceAccountName"] == f"grow-{component}-sa"
+            assert pod["serviceAccountName"] in accounts
+            assert pod["automountServiceAccountToken"] is False
+    assert counts[2] == counts[40] == (9, 3), counts
+
+
+@pytest.mark.parametrize("name", ["agents", "metrics", "to-qwen", "calls-x", "vllm-sa"])
+def test_names_of_the_stacks_own_objects_are_refused_at_their_line(name: str,
+                                                                   tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelapi_compile.cli import cli
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(_with_agents(1).replace("- name: proxy", f"- name: {name}"))
+    result = CliRunner().invoke(cli, ["validate", "-f", str(spec)])
+    assert result.exit_code == 1, result.output
+    line = spec.read_text().splitlines().index(f"    - name: {name}") + 1
+    assert f"spec.yaml:{line}:" in result.output and "is reserved" in result.output

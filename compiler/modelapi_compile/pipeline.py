@@ -11,10 +11,10 @@ from pathlib import PurePath
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects, claim_names, namespace_object
-from .problems import Problem
+from .problems import Problem, format_path
 from .resolve import gitops_plan, resolve_environments, slowest_rollout
 from .resolved import K8s, ResolvedStack
-from .validate import load_spec
+from .validate import ValidatedSpec, load_spec
 from .verify import Verifier
 
 
@@ -55,6 +55,7 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
     chart = helm.Chart(base, [e.name for e in validated.environments], source)
     chart.files(files)
     environments = []
+    warnings: list[Problem] = []
     with Verifier(validated, base.kubernetes_version, use_helm=use_helm) as verifier:
         on_stage("verify the chart")
         verifier.start_chart(files, base)
@@ -65,6 +66,7 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         objects = {"": base_objects}
         claims: set[str] = set()
         rollouts: dict[str, tuple[int, str]] = {}
+        renderers = overlay_renderers(validated)
         for env in resolved:
             on_stage(f"environment {env.environment}")
             env_values = chart.environment_file(files, env)
@@ -75,6 +77,10 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
             verifier.check_overlay_only(env, overlay_only)
             claims.update(claim_names(env))
             rollouts[env.environment] = slowest_rollout(env)
+            slow = kustomize.slow_overlay_warning(
+                env.environment, len(env_objects) + len(overlay_only), renderers)
+            if slow and (validated.stack.spec.gitops is None or renderers):
+                warnings.append(_environment_problem(validated, env.environment, *slow))
             verifier.check(env, env_objects, env_values)
             if keep_objects:
                 objects[env.environment] = env_objects
@@ -90,4 +96,23 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         verifier.finish()
         helm_verified = verifier.sdk is not None
     return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)),
-                    validated.warnings, helm_verified=helm_verified)
+                    (*validated.warnings, *warnings), helm_verified=helm_verified)
+
+
+def overlay_renderers(validated: ValidatedSpec) -> list[str]:
+    """The controllers the spec's GitOps settings point at the Kustomize overlays."""
+    gitops = validated.stack.spec.gitops
+    if gitops is None:
+        return []
+    return [name for name, settings in (("Argo CD", gitops.argocd), ("Flux", gitops.flux))
+            if settings.enabled and settings.source == "kustomize"]
+
+
+def _environment_problem(validated: ValidatedSpec, environment: str, message: str,
+                         hint: str) -> Problem:
+    """A problem located at the environment's entry in the spec (or the spec's top)."""
+    names = [e.name for e in validated.stack.spec.environments]
+    path: tuple[str | int, ...] = (("spec", "environments", names.index(environment))
+                                   if environment in names else ())
+    line, column = validated.positions.locate(path)
+    return Problem(validated.file, line, column, format_path(path), message, hint)

@@ -15,6 +15,8 @@ from . import pod_security, yamlout
 from . import workloads as w
 from .problems import Problem, SpecError
 from .resolved import (
+    COMPONENT_LABEL,
+    STACK_LABEL,
     ChartValues,
     Endpoint,
     ExternalSecrets,
@@ -26,6 +28,7 @@ from .resolved import (
     ResolvedStack,
     SecretKey,
     Workload,
+    calls_label,
     selector_labels,
 )
 from .spec import (
@@ -107,10 +110,14 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         workloads[agent.name] = w.with_pod_options(
             workload, agent, selector_labels(prefix, agent.name), cluster,
             w.hpa(agent.autoscaling) if agent.autoscaling else None)
+    for client, targets in graph.targets.items():
+        workloads[client] = workloads[client].model_copy(
+            update={"edge_labels": {calls_label(t): "true" for t in targets}})
     values = ChartValues(
         stack=prefix,
         network_policy=spec.cluster.network_policies,
         dns_peers=dns_peers(spec.cluster.dns_servers),
+        network_policies=edge_policies(stack, graph, endpoints, workloads),
         monitoring=Monitoring(enabled=spec.monitoring.enabled,
                               interval=spec.monitoring.interval,
                               labels=spec.monitoring.labels),
@@ -356,35 +363,78 @@ def _scraper_peer(stack: ModelStack) -> K8s:
     return peer
 
 
+def _public(port: int) -> K8s:
+    """Egress to addresses outside every private and link-local range, on one port."""
+    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
+            "ports": [{"port": port, "protocol": "TCP"}]}
+
+
+def _of_components(prefix: str, components: list[str]) -> K8s:
+    """A pod selector for every workload of these components in the stack."""
+    return {"matchExpressions": [{"key": COMPONENT_LABEL, "operator": "In",
+                                  "values": sorted(components)}],
+            "matchLabels": {STACK_LABEL: prefix}}
+
+
+def edge_policies(stack: ModelStack, graph: _Graph, endpoints: dict[str, Endpoint],
+                  workloads: dict[str, Workload]) -> dict[str, K8s]:
+    """The stack's NetworkPolicies keyed by edge, not by workload, so that their number grows
+    with the modelAPIs and not with the agents (name suffix -> spec):
+
+    - `to-<api>`: an in-cluster modelAPI admits, on its port, the pods labelled as its
+      clients (`calls.modelapi.dev/<api>: "true"`, set on the pod template of each caller);
+    - `calls-<api>`: those clients may reach it: its pods on its port, or, for an external
+      API, public addresses on its URL's port;
+    - `agents`: every agent takes calls from pods of its namespace on its own port (the
+      container port named http);
+    - `metrics`: with monitoring on, the scrapers reach vLLM and LiteLLM on their port.
+    Rules that belong to one workload only (model downloads, raw URLs) stay in that
+    workload's own policy."""
+    prefix = stack.metadata.name
+    components: set[str] = {workload.component for workload in workloads.values()}
+    policies: dict[str, K8s] = {}
+    for target in sorted(graph.clients):
+        endpoint = endpoints[target]
+        callers = {"matchLabels": {STACK_LABEL: prefix, calls_label(target): "true"}}
+        if endpoint.workload:
+            policies[f"to-{target}"] = {
+                "podSelector": {"matchLabels": selector_labels(prefix, endpoint.workload)},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": callers}],
+                             "ports": [{"port": endpoint.port, "protocol": "TCP"}]}]}
+            egress = {"to": [_pod_peer(prefix, endpoint.workload)],
+                      "ports": [{"port": endpoint.port, "protocol": "TCP"}]}
+        else:
+            egress = _public(_url_port(endpoint.url))
+        policies[f"calls-{target}"] = {"podSelector": callers, "policyTypes": ["Egress"],
+                                       "egress": [egress]}
+    if "agent" in components:
+        policies["agents"] = {
+            "podSelector": _of_components(prefix, ["agent"]), "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {}}],
+                         "ports": [{"port": "http", "protocol": "TCP"}]}]}
+    scraped = sorted(components & {"vllm", "litellm"})
+    if stack.spec.monitoring.enabled and scraped:
+        # /metrics shares the API port: only the scrapers, never every namespace.
+        policies["metrics"] = {
+            "podSelector": _of_components(prefix, scraped), "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_scraper_peer(stack)],
+                         "ports": [{"port": "http", "protocol": "TCP"}]}]}
+    return dict(sorted(policies.items()))
+
+
 def _network_rules(name: str, stack: ModelStack, graph: _Graph,
                    endpoints: dict[str, Endpoint]) -> NetworkRules:
-    prefix = stack.metadata.name
-    apis = graph.apis
+    """The rules only this workload needs, beyond the stack's edge policies: a LiteLLM
+    proxy's routes to raw URLs (which may be anywhere: no private range excepted), and where
+    a model server fetches its weights (which depends on each one's model source), and a
+    proxy's exposure and service dependencies (database, Redis)."""
+    del stack
     ingress: list[K8s] = []
     egress: list[K8s] = []
-    clients = graph.clients.get(name, [])
-    own_port = endpoints[name].port if name in endpoints else None
-    if name not in apis:  # an agent: callers are whatever runs in the namespace
-        agent = graph.agents[name]
-        ingress.append({"from": [{"podSelector": {}}],
-                        "ports": [{"port": agent.port, "protocol": "TCP"}]})
-    elif clients:
-        ingress.append({"from": [_pod_peer(prefix, c) for c in clients],
-                        "ports": [{"port": own_port, "protocol": "TCP"}]})
-    if stack.spec.monitoring.enabled and own_port and apis.get(name) and (
-            apis[name].vllm or apis[name].litellm):
-        # /metrics shares the API port: only the scrapers, never every namespace.
-        ingress.append({"from": [_scraper_peer(stack)],
-                        "ports": [{"port": own_port, "protocol": "TCP"}]})
     external_ports: set[tuple[int, bool]] = set()
-    for target in graph.targets.get(name, []):
-        endpoint = endpoints[target]
-        if endpoint.workload:
-            egress.append({"to": [_pod_peer(prefix, endpoint.workload)],
-                           "ports": [{"port": endpoint.port, "protocol": "TCP"}]})
-        else:
-            external_ports.add((_url_port(endpoint.url), True))
-    api = apis.get(name)
+    own_port = endpoints[name].port if name in endpoints else None
+    api = graph.apis.get(name)
     if api and api.litellm:
         for entry in api.litellm.models:
             if entry.url:

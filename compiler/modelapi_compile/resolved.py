@@ -24,9 +24,23 @@ NAME_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 
 
+COMPONENT_LABEL = "app.kubernetes.io/component"
+CALLS_LABEL_PREFIX = "calls.modelapi.dev/"
+
+
 def selector_labels(stack: str, name: str) -> dict[str, str]:
     """The labels that select one workload's pods (Service, PDB, NetworkPolicy peers)."""
     return {NAME_LABEL: name, STACK_LABEL: stack}
+
+
+def calls_label(target: str) -> str:
+    """The pod label that admits a client to the network edge towards modelAPI `target`."""
+    return f"{CALLS_LABEL_PREFIX}{target}"
+
+
+def role_service_account(stack: str, component: str) -> str:
+    """The ServiceAccount shared by every workload of a component (its role)."""
+    return f"{stack}-{component}-sa"
 
 
 Component = Literal["agent", "vllm", "litellm", "ollama"]
@@ -147,7 +161,12 @@ class Workload(Values):
     metrics_secret: SecretKey | None = Field(
         None, description="bearer token Prometheus sends to metricsPath")
     expose: Exposure | None = Field(None, description="Ingress or HTTPRoute")
-    network: NetworkRules = Field(default_factory=NetworkRules, description="NetworkPolicy rules")
+    network: NetworkRules = Field(
+        default_factory=NetworkRules,
+        description="rules of its own NetworkPolicy, beyond the stack's edge policies")
+    edge_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="pod labels admitting it to the network edges it uses (calls.modelapi.dev)")
     autoscaling: Autoscaler | None = Field(
         None, description="HPA or KEDA; the Deployment then has no replicas of its own")
     affinity: K8s | None = Field(None, description="pod affinity")
@@ -186,6 +205,9 @@ class ChartValues(Values):
     network_policy: bool = Field(True, description="default deny plus the declared edges")
     dns_peers: list[K8s] = Field(
         default_factory=list, description="NetworkPolicy peers every pod may query on port 53")
+    network_policies: dict[str, K8s] = Field(
+        default_factory=dict,
+        description="the stack's network edges: one NetworkPolicy spec each, by name suffix")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="ServiceMonitors")
     external_secrets: ExternalSecrets = Field(
         default_factory=ExternalSecrets, description="ExternalSecrets for referenced Secrets"

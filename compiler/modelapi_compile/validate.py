@@ -350,6 +350,9 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
     yield from _unique_names("modelAPIs", [a.name for a in spec.model_apis], positions)
     yield from _unique_names("agents", [a.name for a in spec.agents], positions)
     yield from _unique_names("environments", [e.name for e in spec.environments], positions)
+    for field, names in (("modelAPIs", [a.name for a in spec.model_apis]),
+                         ("agents", [a.name for a in spec.agents])):
+        yield from _reserved_names(field, names, positions)
     apis = {a.name: a for a in spec.model_apis}
     env_names = [e.name for e in spec.environments]
     for i, environment in enumerate(spec.environments):
@@ -465,6 +468,24 @@ def _unique_names(field: str, names: list[str], positions: Positions) -> Iterato
             yield positions.problem(("spec", field, i, "name"), f"duplicate name '{name}'",
                                     f"{field}[{seen[name]}] already uses it; names are unique")
         seen.setdefault(name, i)
+
+
+# Names of the stack's own objects (`<stack>-<suffix>`): NetworkPolicies keyed by edge and
+# ServiceAccounts per role, which a workload's own objects (`<stack>-<name>`) must not take.
+RESERVED_NAMES = frozenset({"agents", "metrics", "default-deny", "allow-dns", "agent-sa",
+                            "vllm-sa", "litellm-sa", "ollama-sa"})
+RESERVED_PREFIXES = ("to-", "calls-")
+
+
+def _reserved_names(field: str, names: list[str], positions: Positions) -> Iterator[Problem]:
+    for i, name in enumerate(names):
+        if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
+            yield positions.problem(
+                ("spec", field, i, "name"),
+                f"'{name}' is reserved for the stack's own objects (NetworkPolicies keyed by "
+                "edge, ServiceAccounts per role)",
+                f"rename it; reserved: {', '.join(sorted(RESERVED_NAMES))} and names starting "
+                f"with {' or '.join(RESERVED_PREFIXES)}")
 
 
 def _name_length(stack: str, name: str, at: Path, positions: Positions) -> Iterator[Problem]:

@@ -11,6 +11,7 @@ import hashlib
 
 from ..pod_security import namespace_labels
 from ..resolved import (
+    COMPONENT_LABEL,
     PART_OF_LABEL,
     STACK_LABEL,
     Autoscaler,
@@ -19,6 +20,7 @@ from ..resolved import (
     Monitoring,
     ResolvedStack,
     Workload,
+    role_service_account,
     selector_labels,
 )
 
@@ -68,6 +70,10 @@ def build_objects(resolved: ResolvedStack) -> list[K8s]:
     objects: list[K8s] = []
     if values.network_policy:
         objects += stack_network_policies(stack, namespace, values.dns_peers)
+        objects += edge_network_policies(stack, namespace, values.network_policies)
+    objects += role_service_accounts(
+        stack, namespace, sorted({w.component for w in values.workloads.values()
+                                  if not w.service_account_annotations}))
     objects += external_secrets(stack, namespace, values.external_secrets)
     for name, workload in values.workloads.items():
         objects += workload_objects(stack, namespace, name, workload,
@@ -116,16 +122,45 @@ def stack_network_policies(stack: str, namespace: str, dns_peers: list[K8s]) -> 
     return [deny, dns]
 
 
+def _common(stack: str) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": MANAGED_BY, PART_OF_LABEL: stack}
+
+
+def edge_network_policies(stack: str, namespace: str, policies: dict[str, K8s]
+                          ) -> list[K8s]:
+    """One NetworkPolicy per network edge of the stack (resolve.edge_policies)."""
+    return [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+             "metadata": _metadata(f"{stack}-{suffix}", namespace, _common(stack)),
+             "spec": spec} for suffix, spec in policies.items()]
+
+
+def service_account_name(stack: str, name: str, workload: Workload) -> str:
+    """Its own ServiceAccount when it asks for an identity (annotations), else its role's."""
+    if workload.service_account_annotations:
+        return fullname(stack, name)
+    return role_service_account(stack, workload.component)
+
+
+def role_service_accounts(stack: str, namespace: str, components: list[str]) -> list[K8s]:
+    """One ServiceAccount per role (component) that the stack runs; no token is mounted."""
+    return [{"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": _metadata(role_service_account(stack, component), namespace,
+                                   {COMPONENT_LABEL: component, **_common(stack),
+                                    STACK_LABEL: stack}, EARLY_WAVE),
+             "automountServiceAccountToken": False} for component in components]
+
+
 def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
                      network_policy: bool, monitoring: Monitoring) -> list[K8s]:
     full = fullname(stack, name)
     own_labels = labels(stack, name, workload.component)
-    objects = [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _metadata(full, namespace, own_labels,
-                               {**workload.service_account_annotations, **EARLY_WAVE}),
-         "automountServiceAccountToken": False},
-    ]
+    objects: list[K8s] = []
+    if workload.service_account_annotations:  # its own identity (workload identity)
+        objects.append({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": _metadata(full, namespace, own_labels,
+                                  {**workload.service_account_annotations, **EARLY_WAVE}),
+            "automountServiceAccountToken": False})
     if workload.config:
         objects.append({
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -155,7 +190,7 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
     if workload.autoscaling:
         objects.append(_autoscaler(full, namespace, own_labels, workload.autoscaling,
                                    controller_kind(workload)))
-    if network_policy:
+    if network_policy and (workload.network.ingress or workload.network.egress):
         objects.append(_network_policy(stack, namespace, name, workload))
     if monitoring.enabled and workload.metrics_path:
         objects.append(_service_monitor(stack, namespace, name, workload, monitoring))
@@ -268,7 +303,8 @@ def _container(workload: Workload) -> K8s:
 def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
     full = fullname(stack, name)
     own_labels = labels(stack, name, workload.component)
-    template_meta: K8s = {"labels": {**own_labels, **workload.pod_labels}}
+    template_meta: K8s = {"labels": {**own_labels, **workload.pod_labels,
+                                     **workload.edge_labels}}
     annotations = dict(workload.pod_annotations)
     if workload.config:
         digest = hashlib.sha256(workload.config.content.encode()).hexdigest()
@@ -276,7 +312,7 @@ def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8
     if annotations:
         template_meta["annotations"] = annotations
     pod: K8s = {
-        "serviceAccountName": full,
+        "serviceAccountName": service_account_name(stack, name, workload),
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": workload.pod_security_context,
@@ -409,8 +445,10 @@ def _wake_triggers(scaling: Autoscaler, namespace: str) -> list[K8s]:
 
 
 def _network_policy(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
+    types = [t for t, rules in (("Ingress", workload.network.ingress),
+                                ("Egress", workload.network.egress)) if rules]
     spec: K8s = {"podSelector": {"matchLabels": selector_labels(stack, name)},
-                 "policyTypes": ["Ingress", "Egress"]}
+                 "policyTypes": types}
     if workload.network.ingress:
         spec["ingress"] = list(workload.network.ingress)
     if workload.network.egress:
