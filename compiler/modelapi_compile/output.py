@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ MANIFEST = ".modelapi-compile.json"
 STAGING = ".modelapi-compile.staging"
 JOURNAL = ".modelapi-compile.journal"
 _TRACE = "MODELAPI_COMPILE_TRACE_WRITES"  # prints each switch step to stderr (fault tests)
+# With the value "slow", each step also waits a moment, so that a signal sent on seeing a
+# step's line lands before the next step however loaded the machine is.
+_SLOW_STEP_SECONDS = 0.5
 # The folders a switch is under way in, so an interrupted command can say what it left.
 WRITING: list[str] = []
 
@@ -192,8 +196,11 @@ def write_atomic(path: Path, text: str, *, durable: bool = True,
 
 
 def _trace(step: str) -> None:
-    if os.environ.get(_TRACE):
+    mode = os.environ.get(_TRACE)
+    if mode:
         print(f"modelapi-compile: step {step}", file=sys.stderr, flush=True)
+        if mode == "slow":
+            time.sleep(_SLOW_STEP_SECONDS)
 
 
 def apply_changes(root: Path, changes: list[Change]) -> None:
