@@ -11,7 +11,8 @@ randomness), so the same size always gives the same bytes:
 - 2L: everything of L doubled (the linearity check), same 4 environments.
 
 Environments patch replicas, set vLLM gpu.count to 0 in dev and each use their own
-namespace. Patches scale with the size, so 2L is twice L in every dimension.
+namespace. Patches scale with the size, so 2L is twice L in every dimension. L and 2L split
+their overlays (gitops.overlayParts 4 and 8), as the build's warning asks at that size.
 """
 
 from __future__ import annotations
@@ -50,15 +51,18 @@ class Shape:
     routes: int  # models per LiteLLM proxy
     agents: int
     environments: tuple[str, ...]
+    # gitops.overlayParts: what the build's warning asks for at this size, so that each part
+    # Argo CD and Flux render stays within 30 s (about 2,500 objects).
+    overlay_parts: int = 1
 
 
 SHAPES = {
     "M": Shape(vllm=8, ollama=4, litellm=4, external=4, routes=10, agents=200,
                environments=("dev", "staging", "prod")),
     "L": Shape(vllm=100, ollama=0, litellm=20, external=4, routes=50, agents=2000,
-               environments=("dev", "staging", "canary", "prod")),
+               environments=("dev", "staging", "canary", "prod"), overlay_parts=4),
     "2L": Shape(vllm=200, ollama=0, litellm=40, external=8, routes=50, agents=4000,
-                environments=("dev", "staging", "canary", "prod")),
+                environments=("dev", "staging", "canary", "prod"), overlay_parts=8),
 }
 
 
@@ -213,6 +217,7 @@ def synthetic(size: str) -> Spec:
                            "source": "helm"},
                 "flux": {"enabled": True, "namespace": "flux-system", "interval": "5m",
                          "source": "kustomize"},
+                **({"overlayParts": shape.overlay_parts} if shape.overlay_parts > 1 else {}),
             },
         },
     }

@@ -10,7 +10,8 @@ unchanged output (its build memo answers). Then, on the last build's output, the
 on the project's own output for every environment: Helm rendering the chart with
 values-<env>.yaml (a `helm` binary on PATH, else the helm_python SDK in a worker process
 timing only Chart.load+render) and `kustomize build` / `kubectl kustomize` of each
-overlays/<env>; and the same engines on a plain rendering of the same objects (per
+overlays/<env> (each folder on its own when the overlay is split, as Argo CD and Flux render
+it); and the same engines on a plain rendering of the same objects (per
 environment one file of every object Kustomize rendered, listed by a bare kustomization, and
 a chart that only copies those objects out of its files): the ratio of the two is the cost of
 the project's layout. Then the cold start of `modelapi-compile --version` against
@@ -63,8 +64,10 @@ class Row:
     objects: int = 0
     render: float | None = None
     kustomize: float | None = None
-    kustomize_max: float | None = None  # the slowest environment overlay
-    overlay_max: int = 0  # objects in the largest environment overlay
+    # the slowest and the largest of what a controller renders on its own: an environment
+    # overlay, or a folder of a split one
+    kustomize_max: float | None = None
+    overlay_max: int = 0
     plain: float | None = None  # Helm + Kustomize on a plain rendering of the same objects
     check: float | None = None  # build --check on the unchanged output
     failure: str | None = None
@@ -153,8 +156,21 @@ def namespace_of(out: Path, env: str) -> str:
     data = yaml.safe_load((folder / "kustomization.yaml").read_text())
     if data.get("namespace"):
         return str(data["namespace"])
-    first = yaml.safe_load((folder / data["resources"][0]).read_text())
-    return str(first["metadata"].get("namespace") or "default")
+    for path in sorted(folder.rglob("*.yaml")):
+        first = yaml.safe_load(path.read_text())
+        if path.name != "kustomization.yaml" and first["kind"] != "Namespace":
+            return str(first["metadata"].get("namespace") or "default")
+    return "default"
+
+
+def controller_folders(out: Path, env: str) -> list[Path]:
+    """What Argo CD and Flux render on their own: the overlay, or each folder of a split
+    one (gitops.overlayParts), whose kustomization.yaml lists folders only."""
+    folder = out / "overlays" / env
+    resources = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
+    if all((folder / name).is_dir() for name in resources):
+        return [folder / name for name in resources]
+    return [folder]
 
 
 def count_files(out: Path) -> int:
@@ -190,12 +206,15 @@ def run_kustomize(row: Row, out: Path, objects_dir: Path) -> int:
     (each environment's kept in objects_dir for the plain reference and the checks)."""
     total, slowest, objects = 0.0, 0.0, 0
     for env in environments(out):
-        log(f"{row.size}: kustomize {env}")
-        run = kustomize(out / "overlays" / env)
-        count = count_documents(run.stdout)
-        total, slowest, objects = total + run.wall, max(slowest, run.wall), objects + count
-        row.overlay_max = max(row.overlay_max, count)
-        (objects_dir / f"{env}.yaml").write_text(run.stdout, encoding="utf-8")
+        rendered = []
+        for folder in controller_folders(out, env):
+            log(f"{row.size}: kustomize {folder.relative_to(out)}")
+            run = kustomize(folder)
+            count = count_documents(run.stdout)
+            total, slowest, objects = total + run.wall, max(slowest, run.wall), objects + count
+            row.overlay_max = max(row.overlay_max, count)
+            rendered.append(run.stdout if run.stdout.endswith("\n") else run.stdout + "\n")
+        (objects_dir / f"{env}.yaml").write_text("---\n".join(rendered), encoding="utf-8")
     row.kustomize, row.kustomize_max = total, slowest
     return objects
 
@@ -398,8 +417,8 @@ def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
 
 def table(rows: list[Row], runs: int) -> str:
     lines = [f"| size | build s (median of {runs}) | peak MB | files | check s "
-             "| objects (all envs) | largest overlay | helm render s | kustomize s "
-             "| slowest overlay s | plain reference s | engines / plain "
+             "| objects (all envs) | largest overlay or part | helm render s | kustomize s "
+             "| slowest overlay or part s | plain reference s | engines / plain "
              "| build / engines | status |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -455,8 +474,8 @@ def targets(rows: dict[str, Row], start: tuple[float, float],
                          f"same objects: {fmt(cost, 2, 'x')}", failed(large)))
     slowest = large.kustomize_max if large else None
     lines.append(verdict(None if slowest is None else slowest <= 30,
-                         "issue 14: every L environment overlay renders in <= 30 s: slowest "
-                         f"{fmt(slowest, 1, ' s')}", failed(large)))
+                         "issue 14: every L environment overlay (each part) renders in "
+                         f"<= 30 s: slowest {fmt(slowest, 1, ' s')}", failed(large)))
     check = large.check if large else None
     lines.append(verdict(None if check is None else check <= 3,
                          "issue 14: L build --check, unchanged tree, <= 3 s: "

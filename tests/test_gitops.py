@@ -65,6 +65,11 @@ def with_gitops(
     return data
 
 
+def split(data: Obj, parts: int = 3) -> Obj:
+    data["spec"]["gitops"]["overlayParts"] = parts
+    return data
+
+
 FLEET: list[Obj] = [
     {"name": "dev", "namespace": "agentic-dev"},
     {
@@ -115,6 +120,10 @@ VARIANTS: dict[str, Callable[[], Obj]] = {
         path=".",
         environments=copy.deepcopy(FLEET),
     ),
+    "split-fleet-kustomize": lambda: split(with_gitops(
+        {"source": "kustomize"}, {"source": "kustomize"}, environments=copy.deepcopy(FLEET))),
+    "split-appset-kustomize": lambda: split(with_gitops(
+        {"applicationSet": True, "source": "kustomize"}, {"source": "kustomize", "prune": False})),
     "manual-sync": lambda: with_gitops(
         {"syncPolicy": {"automated": False, "createNamespace": False, "serverSideApply": False}}
     ),
@@ -534,16 +543,20 @@ def test_flux_git_ref(revision: str, ref: dict[str, str]) -> None:
 
 
 def test_paths_point_into_the_build_layout(plan: GitOpsPlan) -> None:
-    """Every path named is `<root>/charts/<stack>` or `<root>/overlays/<env>`."""
+    """Every path named is `<root>/charts/<stack>`, `<root>/overlays/<env>` or, with split
+    overlays, `<root>/overlays/<env>/<folder>` for each of the overlay's folders."""
     prefix = f"{plan.path}/" if plan.path else ""
     chart = f"{prefix}charts/{plan.stack}"
     envs = {env.name for env in plan.environments}
+    folders = plan.overlay_folders or ("",)
+    overlays = {f"{env}/{folder}".rstrip("/") for env in envs for folder in folders}
     files = all_files(plan)
     for app in by_kind(files, "Application", "argoproj.io"):
-        path = app["spec"]["source"]["path"]
-        assert path == chart or path.removeprefix(f"{prefix}overlays/") in envs
+        sources = app["spec"].get("sources") or [app["spec"]["source"]]
+        paths = [source["path"].removeprefix(f"{prefix}overlays/") for source in sources]
+        assert paths == [chart] or (len(paths) == len(folders) and set(paths) <= overlays)
     for ks in by_kind(files, "Kustomization", "kustomize.toolkit.fluxcd.io"):
-        assert ks["spec"]["path"].removeprefix(f"./{prefix}overlays/") in envs
+        assert ks["spec"]["path"].removeprefix(f"./{prefix}overlays/") in overlays
     for release in by_kind(files, "HelmRelease", "helm.toolkit.fluxcd.io"):
         assert release["spec"]["chart"]["spec"]["chart"] == f"./{chart}"
         for values in release["spec"]["chart"]["spec"]["valuesFiles"]:
@@ -558,3 +571,18 @@ def test_output_is_deterministic(plan: GitOpsPlan) -> None:
     assert first == yaml.safe_dump(all_files(plan.model_copy(deep=True)), sort_keys=False)
     for name in all_files(plan):
         assert name.startswith(("gitops/argocd/", "gitops/flux/")) and name.endswith(".yaml")
+
+
+def test_an_environment_waits_for_every_part_of_the_ones_it_depends_on() -> None:
+    """With split overlays `<stack>-<env>` is the shared folder only: an environment that
+    depends on another waits for all of that one's Kustomizations, and each part of it waits
+    for its own shared folder."""
+    plan = plan_of(VARIANTS["split-fleet-kustomize"]())
+    files = flux_files(plan)
+    prod = {k["metadata"]["name"]: k for k in files["gitops/flux/agentic-prod.yaml"]}
+    parts = ["part-1", "part-2", "part-3"]
+    waits = [d["name"] for d in prod["agentic-prod"]["spec"]["dependsOn"]]
+    assert waits == [f"agentic-{env}{suffix}" for env in ("dev", "staging")
+                     for suffix in ["", *(f"-{part}" for part in parts)]]
+    for part in parts:
+        assert prod[f"agentic-prod-{part}"]["spec"]["dependsOn"] == [{"name": "agentic-prod"}]

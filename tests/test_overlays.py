@@ -95,6 +95,7 @@ def test_an_overlay_too_large_for_a_controller_warns_and_names_helm(
                                    f"overlays/{env} holds") for text in lines), lines
     assert "Flux would render it again on every refresh" in result.stderr
     assert "gitops.flux.source: helm" in result.stderr
+    assert "split the overlays (gitops.overlayParts: " in result.stderr
     check = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out), "--no-helm",
                                      "--check"])
     assert check.exit_code == 0 and check.stderr == result.stderr  # the memo says it too

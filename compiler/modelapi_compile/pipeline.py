@@ -61,7 +61,8 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         verifier.start_chart(files, base)
         on_stage("base")
         base_objects = build_objects(base)
-        files.update(kustomize.base_files(base_objects, source))
+        parts = overlay_parts(validated)
+        files.update(kustomize.base_files(base_objects, source, parts))
         verifier.check(base, base_objects, {})
         objects = {"": base_objects}
         claims: set[str] = set()
@@ -73,12 +74,14 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
             env_objects = build_objects(env)
             overlay_only = [namespace_object(env)]
             files.update(kustomize.overlay_files(env.environment, env.namespace, base_objects,
-                                                 env_objects, source, extra=overlay_only))
+                                                 env_objects, source, extra=overlay_only,
+                                                 parts=parts))
             verifier.check_overlay_only(env, overlay_only)
             claims.update(claim_names(env))
             rollouts[env.environment] = slowest_rollout(env)
             slow = kustomize.slow_overlay_warning(
-                env.environment, len(env_objects) + len(overlay_only), renderers)
+                env.environment, kustomize.largest_folder([*overlay_only, *env_objects], parts),
+                renderers, parts)
             if slow and (validated.stack.spec.gitops is None or renderers):
                 warnings.append(_environment_problem(validated, env.environment, *slow))
             verifier.check(env, env_objects, env_values)
@@ -97,6 +100,12 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         helm_verified = verifier.sdk is not None
     return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)),
                     (*validated.warnings, *warnings), helm_verified=helm_verified)
+
+
+def overlay_parts(validated: ValidatedSpec) -> int:
+    """How many parts every overlay is split into (gitops.overlayParts, 1 without GitOps)."""
+    gitops = validated.stack.spec.gitops
+    return 1 if gitops is None else gitops.overlay_parts
 
 
 def overlay_renderers(validated: ValidatedSpec) -> list[str]:

@@ -29,6 +29,7 @@ from .resolved import (
     SecretKey,
     Workload,
     calls_label,
+    overlay_folders,
     selector_labels,
 )
 from .spec import (
@@ -589,7 +590,8 @@ def gitops_plan(validated: ValidatedSpec,
                       revision=gitops.revision, path=root,
                       chart_path=f"{prefix}charts/{stack.metadata.name}",
                       overlays_path=f"{prefix}overlays", argocd=gitops.argocd, flux=gitops.flux,
-                      environments=tuple(environments))
+                      environments=tuple(environments),
+                      overlay_folders=overlay_folders(gitops.overlay_parts))
 
 
 def autoscaled_deployments(stack: ModelStack) -> tuple[str, ...]:

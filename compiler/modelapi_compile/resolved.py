@@ -33,6 +33,18 @@ def selector_labels(stack: str, name: str) -> dict[str, str]:
     return {NAME_LABEL: name, STACK_LABEL: stack}
 
 
+# The folder of a split overlay that holds what the whole stack shares.
+SHARED_FOLDER = "shared"
+
+
+def overlay_folders(parts: int) -> tuple[str, ...]:
+    """The folders an overlay is split into (gitops.overlayParts): the shared objects first,
+    then the parts; () when the overlay is one folder."""
+    if parts <= 1:
+        return ()
+    return (SHARED_FOLDER, *(f"part-{index}" for index in range(1, parts + 1)))
+
+
 def calls_label(target: str) -> str:
     """The pod label that admits a client to the network edge towards modelAPI `target`."""
     return f"{CALLS_LABEL_PREFIX}{target}"
@@ -269,3 +281,6 @@ class GitOpsPlan(BaseModel):
     argocd: ArgoCD
     flux: Flux
     environments: tuple[GitOpsEnvironment, ...]
+    # Each environment's overlay folders when overlays are split, () when not; a controller
+    # renders and syncs each folder on its own.
+    overlay_folders: tuple[str, ...] = ()

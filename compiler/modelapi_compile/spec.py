@@ -658,6 +658,12 @@ class Flux(Model):
         "value is rejected")
     source: Literal["helm", "kustomize"] = "kustomize"
     secret_ref: Name | None = Field(None, description="Secret with Git credentials")
+    prune: bool = Field(True, description="Kustomizations delete what leaves the overlay; set "
+                        "false while objects move between them (a new gitops.overlayParts)")
+
+
+# More parts than this would not render faster: the shared folder and startup dominate.
+MAX_OVERLAY_PARTS = 64
 
 
 class GitOps(Model):
@@ -666,6 +672,11 @@ class GitOps(Model):
     path: str = Field(".", description="where the build output lives inside the repo")
     argocd: ArgoCD = Field(default_factory=ArgoCD)
     flux: Flux = Field(default_factory=Flux)
+    overlay_parts: int = Field(
+        1, ge=1, le=MAX_OVERLAY_PARTS,
+        description="split every overlay into a folder of shared objects and this many parts "
+        "(each workload's objects in one part, by a hash of its name), each rendered and synced "
+        "on its own: Kustomize's cost grows with the square of the objects it renders")
 
 
 class LabelSelector(Model):

@@ -45,7 +45,7 @@ def argocd_files(plan: GitOpsPlan) -> dict[str, list[Obj]]:
 def application(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
     spec: Obj = {
         "project": plan.argocd.project,
-        "source": _source(plan, env.name),
+        **_sources(plan, env.name),
         "destination": {**_cluster(env), "namespace": env.namespace},
         "syncPolicy": _sync_policy(plan, bool(env.autoscaled)),
     }
@@ -68,7 +68,7 @@ def application_set(plan: GitOpsPlan) -> Obj:
     uses_name = {env.cluster_name is not None for env in envs}
     template_spec: Obj = {
         "project": plan.argocd.project,
-        "source": _source(plan, "{{.env}}"),
+        **_sources(plan, "{{.env}}"),
         "destination": {**_templated_cluster(uses_name), "namespace": "{{.namespace}}"},
         "syncPolicy": _sync_policy(plan, autoscaled),
     }
@@ -135,6 +135,16 @@ def _template_metadata(plan: GitOpsPlan) -> Obj:
 
 def _labels(plan: GitOpsPlan) -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": plan.stack}
+
+
+def _sources(plan: GitOpsPlan, env: str) -> Obj:
+    """`source`, or with split overlays `sources`: one per folder, each rendered by its own
+    call to the repo-server (and its own ARGOCD_EXEC_TIMEOUT), all synced as one application,
+    so sync waves hold across them and a workload moving between parts is never pruned."""
+    if plan.argocd.source != "kustomize" or not plan.overlay_folders:
+        return {"source": _source(plan, env)}
+    return {"sources": [{**_source(plan, env), "path": f"{plan.overlays_path}/{env}/{folder}"}
+                        for folder in plan.overlay_folders]}
 
 
 def _source(plan: GitOpsPlan, env: str) -> Obj:

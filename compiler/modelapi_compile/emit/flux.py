@@ -29,10 +29,11 @@ def flux_files(plan: GitOpsPlan) -> dict[str, list[Obj]]:
     if not plan.flux.enabled or not plan.environments:
         return {}
     files: dict[str, list[Obj]] = {f"{DIR}/gitrepository.yaml": [git_repository(plan)]}
-    build = kustomization if plan.flux.source == "kustomize" else helm_release
     # `<stack>-<env>` always has a hyphen, so it never collides with the fixed names.
     for env in plan.environments:
-        files[f"{DIR}/{plan.stack}-{env.name}.yaml"] = [build(plan, env)]
+        files[f"{DIR}/{plan.stack}-{env.name}.yaml"] = (
+            kustomizations(plan, env) if plan.flux.source == "kustomize"
+            else [helm_release(plan, env)])
     resources = sorted(path.removeprefix(f"{DIR}/") for path in files)
     files[f"{DIR}/kustomization.yaml"] = [_kustomize_config(resources)]
     return dict(sorted(files.items()))
@@ -54,14 +55,40 @@ def git_repository(plan: GitOpsPlan) -> Obj:
     }
 
 
-def kustomization(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
-    spec: Obj = {**_depends_on(plan, env)}
+def kustomizations(plan: GitOpsPlan, env: GitOpsEnvironment) -> list[Obj]:
+    """`<stack>-<env>` for the overlay, or, when overlays are split, for its shared folder
+    (the Namespace and the ServiceAccounts every part needs first) and `<stack>-<env>-<part>`
+    for each part, which waits for it."""
+    if not plan.overlay_folders:
+        return [kustomization(plan, env, "", _depends_on(plan, env))]
+    shared, *parts = plan.overlay_folders
+    first = kustomization(plan, env, shared, _depends_on(plan, env))
+    after_shared = {"dependsOn": [{"name": first["metadata"]["name"]}]}
+    return [first, *(kustomization(plan, env, part, after_shared) for part in parts)]
+
+
+def _names(plan: GitOpsPlan, env: str) -> list[str]:
+    """The Kustomizations or the HelmRelease of environment `env`."""
+    name = f"{plan.stack}-{env}"
+    if plan.flux.source == "helm" or not plan.overlay_folders:
+        return [name]
+    return [name, *(f"{name}-{part}" for part in plan.overlay_folders[1:])]
+
+
+def kustomization(plan: GitOpsPlan, env: GitOpsEnvironment, folder: str,
+                  depends_on: Obj) -> Obj:
+    """The Kustomization of `folder` of the environment's overlay ("" for the whole one);
+    the shared folder keeps the environment's own name."""
+    split = folder and folder != plan.overlay_folders[0]
+    name = f"{plan.stack}-{env.name}" + (f"-{folder}" if split else "")
+    path = f"./{plan.overlays_path}/{env.name}" + (f"/{folder}" if folder else "")
+    spec: Obj = {**depends_on}
     spec |= {
         "interval": plan.flux.interval,
         # at least the slowest rollout it waits for (derived, or checked at the spec's line)
         "timeout": env.flux_timeout,
-        "path": f"./{plan.overlays_path}/{env.name}",
-        "prune": True,
+        "path": path,
+        "prune": plan.flux.prune,
         # Ready only once the workloads are: what dependsOn of other environments waits for.
         "wait": True,
         "sourceRef": _source_ref(plan),
@@ -71,7 +98,7 @@ def kustomization(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
     return {
         "apiVersion": KUSTOMIZE_API,
         "kind": "Kustomization",
-        "metadata": _metadata(f"{plan.stack}-{env.name}", plan),
+        "metadata": _metadata(name, plan),
         "spec": spec,
     }
 
@@ -152,7 +179,9 @@ def _source_ref(plan: GitOpsPlan) -> dict[str, str]:
 def _depends_on(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
     if not env.depends_on:
         return {}
-    return {"dependsOn": [{"name": f"{plan.stack}-{other}"} for other in env.depends_on]}
+    # Another environment is ready once all of its Kustomizations are.
+    return {"dependsOn": [{"name": name} for other in env.depends_on
+                          for name in _names(plan, other)]}
 
 
 def _kube_config(env: GitOpsEnvironment) -> Obj:
