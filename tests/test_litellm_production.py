@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from jsonschema import Draft7Validator
 
 from cluster_models import Address, NetworkPolicies, Pod
-from conftest import CASES, SHARED, missing_engine
+from conftest import CASES, missing_engine
 from modelapi_compile.cli import cli
 from modelapi_compile.kubeschemas import SchemaCatalog
 from modelapi_compile.verify import render_chart
@@ -199,11 +199,9 @@ def test_settings_defaults_are_overridable_and_params_pass_through(engines: Any)
 # --- 13.16: metrics -------------------------------------------------------------------------
 
 
-def test_service_monitor_authenticates_where_metrics_need_a_key(engines: Any) -> None:
-    crds = SHARED / "crds-strict"
-    if not crds.is_dir():
-        missing_engine(f"the CRD schemas in {crds}")
-    schema = json.loads((crds / "monitoring.coreos.com" / "servicemonitor_v1.json")
+def test_service_monitor_authenticates_where_metrics_need_a_key(engines: Any,
+                                                                shared_crds: Path) -> None:
+    schema = json.loads((shared_crds / "monitoring.coreos.com" / "servicemonitor_v1.json")
                         .read_text())
     for objs in _each(engines, "prod"):
         assert _config(objs)["litellm_settings"]["require_auth_for_metrics_endpoint"] is True
@@ -254,11 +252,9 @@ def test_ingress_with_tls_admits_only_the_controller_namespace(engines: Any) -> 
         assert not net.ingress_allowed(_other("ingress-nginx", app="controller"), proxy, 4001)
 
 
-def test_httproute_on_a_gateway_is_upstream_valid_and_admitted_alone(engines: Any) -> None:
-    crds = SHARED / "crds-strict"
-    if not crds.is_dir():
-        missing_engine(f"the CRD schemas in {crds}")
-    upstream = json.loads((crds / "gateway.networking.k8s.io" / "httproute_v1.json")
+def test_httproute_on_a_gateway_is_upstream_valid_and_admitted_alone(engines: Any,
+                                                                     shared_crds: Path) -> None:
+    upstream = json.loads((shared_crds / "gateway.networking.k8s.io" / "httproute_v1.json")
                           .read_text())
     catalog = SchemaCatalog("1.31.0", strict=True)
     for objs in _each(engines, "staging"):

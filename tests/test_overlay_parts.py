@@ -27,16 +27,15 @@ PARTS = 3
 FLUX = "kustomize.toolkit.fluxcd.io"
 
 
-def split_spec(parts: int = PARTS, *, prune: bool = True, extra: str = "") -> str:
+def split_spec(parts: int = PARTS, *, prune: bool = True) -> str:
     """The issue-13 platform stack (StatefulSets with claims per replica, Ollama, agents,
     monitoring, Argo CD and Flux on Kustomize) with its overlays split."""
     text = PLATFORM.read_text()
     flux = "    flux: {enabled: true, source: kustomize}\n"
     assert flux in text
-    settings = f"    overlayParts: {parts}\n" if parts > 1 else ""
-    if not prune:
-        flux = "    flux: {enabled: true, source: kustomize, prune: false}\n"
-    return text.replace("    flux: {enabled: true, source: kustomize}\n", flux + settings) + extra
+    held = "    flux: {enabled: true, source: kustomize, prune: false}\n"
+    split = f"    overlayParts: {parts}\n" if parts > 1 else ""
+    return text.replace(flux, (flux if prune else held) + split)
 
 
 def build(tmp_path: Path, text: str, name: str = "out") -> Path:
@@ -204,8 +203,8 @@ def test_argocd_renders_each_folder_alone_and_syncs_them_as_one_application(
         paths = [s["path"] for s in app["spec"]["sources"]]
         assert paths == [f"clusters/platform/overlays/{env}/{f}" for f in folders(out, env)]
         # one repo-server call per source, each with its own timeout
-        assert all((out.parent / out.name / p.removeprefix("clusters/platform/")
-                    / "kustomization.yaml").is_file() for p in paths)
+        assert all((out / p.removeprefix("clusters/platform/") / "kustomization.yaml")
+                   .is_file() for p in paths)
         # one sync over every source: waves and WaitForFirstConsumer claims across folders
         everything = [o for objects in rendered[env].values() for o in objects]
         assert argocd_sync(everything) == []

@@ -59,29 +59,28 @@ def kustomizations(plan: GitOpsPlan, env: GitOpsEnvironment) -> list[Obj]:
     """`<stack>-<env>` for the overlay, or, when overlays are split, for its shared folder
     (the Namespace and the ServiceAccounts every part needs first) and `<stack>-<env>-<part>`
     for each part, which waits for it."""
+    root = f"./{plan.overlays_path}/{env.name}"
+    names = _names(plan, env.name)
     if not plan.overlay_folders:
-        return [kustomization(plan, env, "", _depends_on(plan, env))]
-    shared, *parts = plan.overlay_folders
-    first = kustomization(plan, env, shared, _depends_on(plan, env))
-    after_shared = {"dependsOn": [{"name": first["metadata"]["name"]}]}
-    return [first, *(kustomization(plan, env, part, after_shared) for part in parts)]
+        return [kustomization(plan, env, names[0], root, _depends_on(plan, env))]
+    after_shared = {"dependsOn": [{"name": names[0]}]}
+    return [kustomization(plan, env, name, f"{root}/{folder}",
+                          after_shared if index else _depends_on(plan, env))
+            for index, (name, folder) in enumerate(zip(names, plan.overlay_folders,
+                                                       strict=True))]
 
 
 def _names(plan: GitOpsPlan, env: str) -> list[str]:
-    """The Kustomizations or the HelmRelease of environment `env`."""
+    """The Kustomizations (one per overlay folder; the shared one keeps the environment's
+    name) or the HelmRelease of environment `env`."""
     name = f"{plan.stack}-{env}"
     if plan.flux.source == "helm" or not plan.overlay_folders:
         return [name]
     return [name, *(f"{name}-{part}" for part in plan.overlay_folders[1:])]
 
 
-def kustomization(plan: GitOpsPlan, env: GitOpsEnvironment, folder: str,
+def kustomization(plan: GitOpsPlan, env: GitOpsEnvironment, name: str, path: str,
                   depends_on: Obj) -> Obj:
-    """The Kustomization of `folder` of the environment's overlay ("" for the whole one);
-    the shared folder keeps the environment's own name."""
-    split = folder and folder != plan.overlay_folders[0]
-    name = f"{plan.stack}-{env.name}" + (f"-{folder}" if split else "")
-    path = f"./{plan.overlays_path}/{env.name}" + (f"/{folder}" if folder else "")
     spec: Obj = {**depends_on}
     spec |= {
         "interval": plan.flux.interval,

@@ -73,10 +73,10 @@ def object_path(obj: K8s, parts: int) -> str:
     return f"{object_folder(obj, parts)}/{object_file(obj)}"
 
 
-def _kustomization(files: OutputFiles, folder: str, names: list[str], source: str,
+def _kustomization(files: OutputFiles, folder: str, resources: list[str], source: str,
                    what: str) -> None:
     files.add_yaml(f"{folder}/kustomization.yaml", header_comment(source) + yamlout.comment(what),
-                   {**KUSTOMIZATION, "resources": sorted(names)})
+                   {**KUSTOMIZATION, "resources": resources})
 
 
 def _rendered(root: str, objects: list[K8s], source: str, what: str,
@@ -90,18 +90,17 @@ def _rendered(root: str, objects: list[K8s], source: str, what: str,
         folder, _, name = path.rpartition("/")
         members[folder].append(name)
     if not folders:
-        _kustomization(files, root, members[""], source, what)
+        _kustomization(files, root, sorted(members[""]), source, what)
         return files
     for folder, names in members.items():
         role = ("what the whole stack shares" if folder == SHARED_FOLDER
                 else f"the workloads whose names hash to {folder}")
-        _kustomization(files, f"{root}/{folder}", names, source,
+        _kustomization(files, f"{root}/{folder}", sorted(names), source,
                        f"{what}; this folder: {role}, rendered and synced on its own")
     # Folders in their own order (shared first): the one list of the whole overlay.
-    files.add_yaml(f"{root}/kustomization.yaml", header_comment(source) + yamlout.comment(
-        f"{what}; split into {', '.join(folders)}, which Argo CD and Flux render one "
-        "by one (gitops.overlayParts); this file is for kubectl apply -k"),
-        {**KUSTOMIZATION, "resources": list(folders)})
+    _kustomization(files, root, list(folders), source,
+                   f"{what}; split into {', '.join(folders)}, which Argo CD and Flux render "
+                   "one by one (gitops.overlayParts); this file is for kubectl apply -k")
     return files
 
 
