@@ -114,3 +114,22 @@ def render_spec(spec: Path | str, folder: Path, helm: Any, kustomize: Any) -> Re
                                                          env.namespace)
         rendered["kustomize"][env.environment] = kustomize(out / "overlays" / env.environment)
     return rendered
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Any:
+    """The real control plane (tests/control_plane.py), started once per session."""
+    from modelapi_compile.cluster.binaries import CONTROL_PLANE, MissingBinaries, require
+
+    try:
+        require((*CONTROL_PLANE, "flux-apply"))
+    except MissingBinaries as error:
+        missing_engine(f"the control plane binaries ({error})")
+    folder = SHARED / "crds-yaml"
+    if not folder.is_dir():
+        missing_engine(f"the upstream CRD manifests in {folder}")
+    from control_plane import start_control_plane
+
+    plane = start_control_plane(SHARED)
+    yield plane
+    plane.stop()

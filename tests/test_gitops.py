@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "agentic.yaml"
 OWN_SCHEMAS = ROOT / "schemas" / "gitops"
 UPSTREAM_SCHEMAS = SHARED / "crds-strict"
-FINALIZER = "resources-finalizer.argocd.argoproj.io"
+FINALIZER = "resources-finalizer.argocd.argoproj.io/foreground"
 
 Obj = dict[str, Any]
 Files = dict[str, list[Obj]]
@@ -298,7 +298,7 @@ def test_argocd_fleet_destinations_and_project() -> None:
     project = files["gitops/argocd/appproject.yaml"][0]
     assert project["kind"] == "AppProject"
     assert project["metadata"]["name"] == "agentic"
-    assert project["metadata"]["finalizers"] == [FINALIZER]
+    assert project["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
     assert project["spec"]["sourceRepos"] == ["https://github.com/example/gitops.git"]
     assert project["spec"]["destinations"] == [
         {"name": "prod-eu", "namespace": "agentic"},

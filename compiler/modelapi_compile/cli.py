@@ -274,10 +274,14 @@ def _count_text(counts: dict[str, list[str]]) -> str:
               help="overwrite hand-edited generated files, foreign files in the way, and "
                    "another stack's build")
 @click.option("--no-helm", is_flag=True, help="skip the Helm render check even if Helm exists")
+@click.option("--accept-immutable-changes", "accept_immutable", is_flag=True,
+              help="write changes to fields the cluster cannot change in place (claim "
+                   "templates, selectors, claim classes) once the steps the refusal named "
+                   "are done")
 @_format_option(FORMATS, "problems and the result")
 @_guarded
 def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
-          report_format: str) -> None:
+          accept_immutable: bool, report_format: str) -> None:
     """Compile SPEC and write (or, with --check, compare) the output folder."""
     from dataclasses import replace
 
@@ -308,7 +312,7 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     spec_bytes = inputs.spec_bytes if inputs else b""
     stack = compiled.base.name
     manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name, stack,
-                                    compiled.claims)
+                                    compiled.claims, compiled.immutable)
     if inputs is not None:
         memo.record(replace(inputs, helm_verified=compiled.helm_verified), compiled.included,
                     [*compiled.files, (writer.MANIFEST, manifest)], compiled.warnings)
@@ -318,8 +322,16 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     if check:
         _report_check(spec, out, root, changes, files, compiled.warnings, report_format)
         return
+    from .immutable import problems as immutable_problems
+
+    refused, risky = immutable_problems(writer.previous_immutable(root), compiled.immutable,
+                                        compiled.immutable_where, accepted=accept_immutable)
+    if refused:
+        raise SpecError(refused)
+    if report_format != "json":
+        _warn(tuple(risky))
     counts = _counts(changes)
-    spec_warnings = [w.render("warning") for w in compiled.warnings]
+    spec_warnings = [w.render("warning") for w in (*compiled.warnings, *risky)]
     result = {"command": "build", "spec": spec, "outputDir": out, "files": files, **counts,
               "warnings": spec_warnings}
     warnings = writer.check_ownership(root, compiled.files, force=force, stack=stack,
@@ -759,3 +771,14 @@ def _tune_helm_runtime() -> None:
 def main() -> None:
     _tune_helm_runtime()
     cli(prog_name="modelapi-compile")
+
+
+def _register_cluster_commands() -> None:
+    # Defined apart (cluster/commands.py) because they drive a control plane, not the build.
+    from .cluster.commands import simulate, verify
+
+    cli.add_command(simulate)
+    cli.add_command(verify)
+
+
+_register_cluster_commands()

@@ -47,7 +47,7 @@ def sha256(text: str | bytes) -> str:
 
 
 def manifest_text(files: OutputFiles, spec_text: bytes, spec_name: str, stack: str,
-                  claims: tuple[str, ...] = ()) -> str:
+                  claims: tuple[str, ...] = (), immutable: dict[str, Any] | None = None) -> str:
     manifest = {
         "generator": "modelapi-compile",
         "version": __version__,
@@ -57,8 +57,19 @@ def manifest_text(files: OutputFiles, spec_text: bytes, spec_name: str, stack: s
         "files": {path: sha256(text) for path, text in files},
         # Prune-protected claims of this build: the next build names those it drops.
         "claims": list(claims),
+        # Fields the cluster never changes in place, per object: the next build compares.
+        "immutable": immutable or {},
     }
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def previous_immutable(root: Path) -> dict[str, Any]:
+    """The immutable fields the last build in `root` recorded (none for an older build)."""
+    try:
+        found = json.loads((root / MANIFEST).read_text("utf-8")).get("immutable", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def left_behind_claims(root: Path, claims: tuple[str, ...]) -> list[str]:

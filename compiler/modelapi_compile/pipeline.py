@@ -5,17 +5,18 @@ the files a build writes; writing them is output.py's job.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects, claim_names, namespace_object
+from .immutable import Facts, immutable_facts, object_key
 from .problems import Problem, format_path
 from .resolve import gitops_plan, resolve_environments, slowest_rollout
 from .resolved import K8s, ResolvedStack
 from .validate import ValidatedSpec, load_spec
-from .verify import Verifier
+from .verify import Verifier, origin_of
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class Compiled:
     warnings: tuple[Problem, ...] = ()  # risky choices the spec opted into
     helm_verified: bool = False  # Helm rendered every environment and matched the objects
     included: tuple[str, ...] = ()  # files the spec pulled in besides itself (none yet)
+    # Per deployed object, the fields Kubernetes never changes in place (immutable.py), and
+    # where in the spec each object came from.
+    immutable: dict[str, Facts] = field(default_factory=dict)
+    immutable_where: dict[str, tuple[str, int, int, str]] = field(default_factory=dict)
 
 
 def _quiet(stage: str) -> None:
@@ -68,6 +73,8 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         claims: set[str] = set()
         rollouts: dict[str, tuple[int, str]] = {}
         renderers = overlay_renderers(validated)
+        immutable: dict[str, Facts] = {}
+        where: dict[str, tuple[str, int, int, str]] = {}
         for env in resolved:
             on_stage(f"environment {env.environment}")
             env_values = chart.environment_file(files, env)
@@ -85,6 +92,11 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
             if slow and (validated.stack.spec.gitops is None or renderers):
                 warnings.append(_environment_problem(validated, env.environment, *slow))
             verifier.check(env, env_objects, env_values)
+            immutable.update(immutable_facts(env_objects, env.namespace))
+            for obj in env_objects:
+                line, column, path = origin_of(obj, validated)
+                where[object_key(obj, env.namespace)] = (validated.file, line, column,
+                                                         "" if not line else path)
             if keep_objects:
                 objects[env.environment] = env_objects
                 environments.append(env)
@@ -99,7 +111,8 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         verifier.finish()
         helm_verified = verifier.sdk is not None
     return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)),
-                    (*validated.warnings, *warnings), helm_verified=helm_verified)
+                    (*validated.warnings, *warnings), helm_verified=helm_verified,
+                    immutable=immutable, immutable_where=where)
 
 
 def overlay_parts(validated: ValidatedSpec) -> int:

@@ -90,7 +90,7 @@ def _describe(label: str, obj: K8s) -> str:
 def _schema_problems(env: str, objects: list[K8s], catalog: SchemaCatalog,
                      validated: ValidatedSpec) -> Iterator[Problem]:
     for obj in objects:
-        line, column, declared = _origin(obj, validated)
+        line, column, declared = origin_of(obj, validated)
         try:
             found = catalog.check(obj)
         except SchemaNotFound as error:
@@ -107,7 +107,7 @@ def _policy_problems(env: str, objects: list[K8s], validated: ValidatedSpec
                      ) -> Iterator[Problem]:
     """No Secret with data ever leaves the compiler; pods meet the restricted profile."""
     for obj in objects:
-        line, column, declared = _origin(obj, validated)
+        line, column, declared = origin_of(obj, validated)
         if obj.get("kind") == "Secret":
             yield Problem(validated.file, line, column, _describe(env, obj),
                           "the build would write a Secret", "reference Secrets by name")
@@ -121,7 +121,7 @@ def _policy_problems(env: str, objects: list[K8s], validated: ValidatedSpec
                           f"check the values of {declared}")
 
 
-def _origin(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:
+def origin_of(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:
     """The spec item an object was generated from: line, column and its path."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
     found = validated.origin(str(labels.get("app.kubernetes.io/name", "")))

@@ -16,8 +16,12 @@ Obj = dict[str, Any]
 
 API_VERSION = "argoproj.io/v1alpha1"
 DIR = "gitops/argocd"
-# Deleting the Application then deletes what it deployed, instead of orphaning it.
-FINALIZER = "resources-finalizer.argocd.argoproj.io"
+# Deleting the Application then deletes what it deployed, instead of orphaning it, in the
+# foreground. The path form is Argo CD's own name for it (ForegroundPropagationPolicyFinalizer,
+# same behaviour as the bare name); the API server warns about a finalizer without a path.
+FINALIZER = "resources-finalizer.argocd.argoproj.io/foreground"
+# An AppProject is kept while Applications use it by Argo CD's bare finalizer name.
+PROJECT_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 IN_CLUSTER = "https://kubernetes.default.svc"
 # Argo CD's documented backoff: rides out a namespace or a CRD that is not there yet.
 RETRY: Obj = {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
@@ -112,15 +116,17 @@ def app_project(plan: GitOpsPlan) -> Obj:
         "apiVersion": API_VERSION,
         "kind": "AppProject",
         # The finalizer keeps the project until no Application references it.
-        "metadata": _metadata(plan.argocd.project, plan, finalizers=True),
+        "metadata": _metadata(plan.argocd.project, plan, finalizers=True,
+                              finalizer=PROJECT_FINALIZER),
         "spec": spec,
     }
 
 
-def _metadata(name: str, plan: GitOpsPlan, *, finalizers: bool) -> Obj:
+def _metadata(name: str, plan: GitOpsPlan, *, finalizers: bool, finalizer: str = FINALIZER
+              ) -> Obj:
     meta: Obj = {"name": name, "namespace": plan.argocd.namespace, "labels": _labels(plan)}
     if finalizers:
-        meta["finalizers"] = [FINALIZER]
+        meta["finalizers"] = [finalizer]
     return meta
 
 

@@ -1,0 +1,155 @@
+"""Fake node pools for kwok, as each managed platform labels and taints its nodes: one pool per
+accelerator the environment's pods ask for, plus CPU nodes. A pools file
+(`nodePools: [{name, count, labels, taints, allocatable}]`) replaces the preset."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..spec import ACCELERATORS
+
+K8s = dict[str, Any]
+
+# preset -> (the accelerator label convention its GPU nodes carry, labels of every node,
+# labels and taints of GPU nodes beyond the accelerator's own labels)
+_GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+PRESETS: dict[str, tuple[str, dict[str, str], dict[str, str], list[K8s]]] = {
+    # GKE taints every GPU node nvidia.com/gpu=present:NoSchedule and labels the accelerator.
+    "gke": ("gke", {"cloud.google.com/gke-nodepool": "default-pool"},
+            {"cloud.google.com/gke-gpu": "true"}, [_GPU_TAINT]),
+    # EKS managed node groups on the accelerated AMI with the NVIDIA GPU operator (GFD labels),
+    # tainted for GPU workloads only.
+    "eks": ("nvidia-gfd", {"eks.amazonaws.com/nodegroup": "default"},
+            {"eks.amazonaws.com/nodegroup": "gpu", "nvidia.com/gpu.present": "true"},
+            [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]),
+    # AKS GPU node pools: GFD labels from the GPU operator, and the sku=gpu taint the AKS
+    # documentation recommends for GPU pools.
+    "aks": ("nvidia-gfd", {"kubernetes.azure.com/agentpool": "system"},
+            {"kubernetes.azure.com/agentpool": "gpu", "accelerator": "nvidia"},
+            [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}]),
+    # Karpenter NodePools on EC2: instance-gpu-name / -memory labels, the GPU taint of the
+    # NodePool template.
+    "karpenter": ("karpenter", {"karpenter.sh/nodepool": "default"},
+                  {"karpenter.sh/nodepool": "gpu"}, [{"key": "nvidia.com/gpu",
+                                                      "effect": "NoSchedule"}]),
+    # On-premises nodes with NVIDIA GPU feature discovery and no taint.
+    "gfd": ("nvidia-gfd", {}, {"nvidia.com/gpu.present": "true"}, []),
+}
+PRESET_FOR_CONVENTION = {"gke": "gke", "karpenter": "karpenter", "nvidia-gfd": "gfd",
+                         "explicit": "gfd"}
+GPUS_PER_NODE = 8
+CPU_NODE = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+GPU_NODE = {"cpu": "192", "memory": "1800Gi", "pods": "110"}
+
+
+@dataclass
+class NodePool:
+    name: str
+    count: int
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[K8s] = field(default_factory=list)
+    allocatable: dict[str, str] = field(default_factory=dict)
+
+    def nodes(self) -> list[K8s]:
+        return [_node(f"{self.name}-{i}", self, i) for i in range(self.count)]
+
+
+def _node(name: str, pool: NodePool, index: int) -> K8s:
+    zones = ("zone-a", "zone-b", "zone-c")
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+              "kubernetes.io/arch": "amd64", "topology.kubernetes.io/zone": zones[index % 3],
+              "type": "kwok", **pool.labels}
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": labels,
+                         "annotations": {"kwok.x-k8s.io/node": "fake"}},
+            "spec": {"taints": pool.taints},
+            "status": {"allocatable": pool.allocatable, "capacity": pool.allocatable}}
+
+
+def load_pools(path: str) -> list[NodePool]:
+    data = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+    pools = []
+    for item in data.get("nodePools") or []:
+        pools.append(NodePool(name=item["name"], count=int(item.get("count", 1)),
+                              labels=_strings(item.get("labels") or {}),
+                              taints=list(item.get("taints") or []),
+                              allocatable=_strings(item.get("allocatable") or CPU_NODE)))
+    return pools
+
+
+def _strings(mapping: dict[Any, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in mapping.items()}
+
+
+def preset_pools(preset: str, objects: list[K8s]) -> list[NodePool]:
+    """CPU nodes, and for each accelerator the pods ask for, enough GPU nodes for every pod
+    at its largest scale (plus one), labelled in the preset's convention. An accelerator the
+    preset's convention has no label for gets no pool (its pods stay Pending, as they would)."""
+    convention, node_labels, gpu_labels, taints = PRESETS[preset]
+    demand: dict[tuple[str, str], int] = {}
+    cpu_pods = 0
+    for template, replicas in _pod_templates(objects):
+        resource, gpus = _gpu_request(template)
+        if not gpus:
+            cpu_pods += replicas
+            continue
+        selector = template.get("nodeSelector") or {}
+        accelerator = _accelerator(selector)
+        # Without a known accelerator the pod's own selector (gpuNodeLabels: explicit) says
+        # which nodes it wants; such a pool is made as written.
+        key = (resource, accelerator or ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
+        demand[key] = demand.get(key, 0) + replicas * gpus
+    pools = [NodePool("cpu", max(3, math.ceil(cpu_pods / 20) + 1), dict(node_labels), [],
+                      dict(CPU_NODE))]
+    for index, ((resource, wanted), gpus) in enumerate(sorted(demand.items(), key=str)):
+        labels = {**node_labels, **gpu_labels}
+        if wanted in ACCELERATORS:
+            own = ACCELERATORS[wanted].get(convention)
+            if own is None:
+                continue
+            labels.update(own)
+            name = wanted
+        else:
+            labels.update(dict(item.split("=", 1) for item in wanted.split(",") if item))
+            name = f"gpu-{index}"
+        pools.append(NodePool(name, math.ceil(gpus / GPUS_PER_NODE) + 1, labels, list(taints),
+                              {**GPU_NODE, resource: str(GPUS_PER_NODE)}))
+    return pools
+
+
+def _pod_templates(objects: list[K8s]) -> list[tuple[K8s, int]]:
+    found = []
+    for obj in objects:
+        spec = obj.get("spec") or {}
+        if obj.get("kind") in ("Deployment", "StatefulSet") and "template" in spec:
+            replicas = int(spec.get("replicas", 1))
+            found.append((spec["template"].get("spec") or {}, max(replicas, 1)))
+        elif obj.get("kind") == "LeaderWorkerSet":
+            group = spec.get("leaderWorkerTemplate") or {}
+            size = int(group.get("size", 1))
+            replicas = int(spec.get("replicas", 1))
+            template = group.get("workerTemplate") or {}
+            found.append((template.get("spec") or {}, replicas * size))
+    return found
+
+
+def _gpu_request(pod: K8s) -> tuple[str, int]:
+    for container in pod.get("containers") or []:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        for resource, value in limits.items():
+            if resource.endswith("/gpu"):
+                return resource, int(value)
+    return "", 0
+
+
+def _accelerator(selector: dict[str, str]) -> str | None:
+    for name, conventions in ACCELERATORS.items():
+        for labels in conventions.values():
+            if labels and all(selector.get(k) == v for k, v in labels.items()):
+                return name
+    return None

@@ -1,0 +1,158 @@
+"""The real control plane in tests: one per test session (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok, built from source by tools/build.sh), with
+the upstream CRDs of ../shared/crds-yaml installed, and the ways Argo CD and Flux apply a
+build to it.
+
+- Argo CD (ServerSideApply=true) applies what its repo-server rendered with server-side
+  apply under the field manager `argocd-controller`; for a Helm source that is the chart
+  rendered with the environment's values file.
+- Flux's kustomize-controller is played by tools/cmd/flux-apply, which uses Flux's own
+  libraries (fluxcd/pkg/kustomize to build, fluxcd/pkg/ssa to apply in stages).
+- helm-controller installs the chart render: applied like Argo CD's, under its manager.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelapi_compile.cluster.api import Client
+from modelapi_compile.cluster.binaries import find
+from modelapi_compile.cluster.converge import Report, apply_all, converge, describe
+from modelapi_compile.cluster.local import LocalControlPlane
+from modelapi_compile.cluster.nodes import NodePool, preset_pools
+from modelapi_compile.cluster.simulate import crd_documents, install_crds, prepare_cluster
+
+K8s = dict[str, Any]
+
+
+def start_control_plane(shared: Path) -> LocalControlPlane:
+    plane = LocalControlPlane()
+    plane.__enter__()
+    try:
+        assert plane.client is not None
+        install_crds(plane.client, crd_documents([str(shared / "crds-yaml")]))
+        for namespace in ("argocd", "flux-system"):
+            plane.client.apply({"apiVersion": "v1", "kind": "Namespace",
+                                "metadata": {"name": namespace}}, manager="test")
+    except BaseException:
+        plane.stop()
+        raise
+    return plane
+
+
+def no_location(obj: K8s) -> tuple[str, int, int, str]:
+    return "", 0, 0, ""
+
+
+def argocd_apply(client: Client, objects: list[K8s], namespace: str) -> list[str]:
+    rejected = apply_all(client, objects, manager="argocd-controller", namespace=namespace,
+                         locate=no_location)
+    return [r.render() for r in rejected]
+
+
+def flux_apply(plane: LocalControlPlane, root: Path, kustomization: K8s,
+               inventory: Path | None = None) -> dict[str, Any]:
+    """One Flux Kustomization reconciled by flux-apply (see module doc)."""
+    tool = find("flux-apply")
+    assert tool, "flux-apply is built by tools/build.sh"
+    file = root / f".flux-{kustomization['metadata']['name']}.yaml"
+    file.write_text(yaml.safe_dump(kustomization))
+    command = [tool, "--kubeconfig", str(plane.kubeconfig), "--root", str(root),
+               "--kustomization", str(file)]
+    if inventory is not None:
+        command += ["--inventory", str(inventory)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    result: dict[str, Any] = json.loads(done.stdout)
+    file.unlink()
+    return result
+
+
+def flux_kustomizations(out: Path, environment: str) -> list[K8s]:
+    """The environment's Flux Kustomizations in dependsOn order."""
+    found = []
+    for path in sorted((out / "gitops" / "flux").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "Kustomization" and \
+                    doc["apiVersion"].startswith("kustomize.toolkit") and \
+                    doc["spec"]["path"].rstrip("/").split("/overlays/")[-1].split("/")[0] \
+                    == environment:
+                found.append(doc)
+    names = {d["metadata"]["name"] for d in found}
+    ordered: list[K8s] = []
+    while found:
+        ready = [d for d in found if all(dep["name"] not in names or dep["name"] in
+                                         {o["metadata"]["name"] for o in ordered}
+                                         for dep in d["spec"].get("dependsOn") or [])]
+        assert ready, "dependsOn has a cycle"
+        ordered += ready
+        found = [d for d in found if d not in ready]
+    return ordered
+
+
+def gitops_objects(out: Path) -> list[K8s]:
+    objects = []
+    for path in sorted((out / "gitops").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") and \
+                    doc["apiVersion"] != "kustomize.config.k8s.io/v1beta1":
+                objects.append(doc)
+    return objects
+
+
+def nodes_for(plane: LocalControlPlane, preset: str, objects: list[K8s]) -> list[NodePool]:
+    assert plane.client is not None
+    pools = preset_pools(preset, objects)
+    prepare_cluster(plane.client, pools, objects)
+    return pools
+
+
+def settle(plane: LocalControlPlane, namespaces: set[str], timeout: float = 90) -> Report:
+    assert plane.client is not None
+    return converge(plane.client, namespaces, timeout=timeout, alive=plane.check_alive,
+                    interval=0.5)
+
+
+def delete_namespaces(plane: LocalControlPlane, namespaces: set[str], timeout: float = 120
+                      ) -> None:
+    """Delete and wait until the namespace controller has emptied and removed them, so the
+    next test starts from a clean cluster (claims, pods and GPUs released)."""
+    client = plane.client
+    assert client is not None
+    for namespace in namespaces:
+        client.delete({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": namespace}})
+    deadline = time.monotonic() + timeout
+    while any(client.get("v1", "Namespace", n) for n in namespaces):
+        assert time.monotonic() < deadline, f"namespaces {namespaces} not deleted"
+        time.sleep(0.5)
+
+
+def wrong_nodes(client: Client, report: Report) -> list[str]:
+    """Pods on a node that lacks a label their nodeSelector asks for, or a GPU count their
+    node cannot hold: the scheduler must never do this; checked independently of it."""
+    problems = []
+    nodes = {n["metadata"]["name"]: n for n in client.list("v1", "Node")}
+    for placement in report.pods:
+        namespace, name = placement.pod.split("/")
+        pod = client.get("v1", "Pod", name, namespace) or {}
+        labels = nodes[placement.node]["metadata"]["labels"]
+        for key, value in (pod.get("spec", {}).get("nodeSelector") or {}).items():
+            if labels.get(key) != value:
+                problems.append(f"{placement.pod} on {placement.node}: {key}={value} missing")
+        if placement.gpus:
+            count, resource = placement.gpus.split(" ")
+            allocatable = nodes[placement.node]["status"]["allocatable"].get(resource, "0")
+            if int(count) > int(allocatable):
+                problems.append(f"{placement.pod} needs {placement.gpus}, node has {allocatable}")
+    return problems
+
+
+__all__ = ["argocd_apply", "delete_namespaces", "describe", "flux_apply",
+           "flux_kustomizations", "gitops_objects", "nodes_for", "settle",
+           "start_control_plane", "wrong_nodes"]

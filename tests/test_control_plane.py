@@ -1,0 +1,117 @@
+"""Every environment of every valid spec, applied for real: the API server (admission, CEL
+rules of the upstream CRDs, Pod Security) admits every object, the controllers make the
+pods and claims, and the scheduler binds every pod to a kwok node of its GPU kind, on the
+node conventions of the environment's cluster (GKE, EKS, EKS with Karpenter, AKS, NVIDIA GFD).
+
+Applied as the GitOps tools apply: Flux's kustomize-controller (tools/cmd/flux-apply, Flux's
+own build and staged server-side apply) for the Kustomize overlays, Argo CD's server-side
+apply of the Helm render, then the Argo CD and Flux objects themselves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import valid_specs
+from control_plane import (
+    argocd_apply,
+    delete_namespaces,
+    flux_apply,
+    flux_kustomizations,
+    gitops_objects,
+    nodes_for,
+    settle,
+    wrong_nodes,
+)
+from modelapi_compile.cli import cli
+from modelapi_compile.cluster.nodes import PRESET_FOR_CONVENTION
+from modelapi_compile.pipeline import compile_spec
+from modelapi_compile.validate import load_spec
+from modelapi_compile.verify import render_chart
+
+# Warnings the API server gives that are known and accepted: none today. A new one fails
+# the test until it is fixed or named in the README's known limits.
+KNOWN_WARNINGS: tuple[str, ...] = ()
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for spec in valid_specs():
+        validated = load_spec(str(spec))
+        for env in validated.environments:
+            cases.append(pytest.param(spec, env.name, id=f"{spec.stem}-{env.name}"))
+    return cases
+
+
+def _build(spec: Path, root: Path) -> Path:
+    gitops = load_spec(str(spec)).stack.spec.gitops
+    out = root / (gitops.path if gitops else "out")
+    result = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _overlay_kustomizations(out: Path, environment: str, namespace: str) -> list[dict[str, Any]]:
+    """The Flux Kustomizations of the environment, or (a spec without Flux) one per overlay
+    folder, as a platform team's own Flux Kustomization pointing at it would be."""
+    found = flux_kustomizations(out, environment)
+    if found:
+        return found
+    overlay = out / "overlays" / environment
+    folders = [overlay] if (overlay / "kustomization.yaml").read_text().count("part-") == 0 \
+        else sorted(p for p in overlay.iterdir() if p.is_dir())
+    return [{"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+             "metadata": {"name": f"test-{folder.name}", "namespace": "flux-system"},
+             "spec": {"path": str(folder.relative_to(out.parent)), "prune": True,
+                      "timeout": "2m"}} for folder in folders]
+
+
+@pytest.mark.parametrize(("spec", "environment"), _cases())
+def test_every_environment_is_admitted_and_scheduled(control_plane: Any, helm: Any,
+                                                     tmp_path: Path, spec: Path,
+                                                     environment: str) -> None:
+    client = control_plane.client
+    client.warnings.clear()
+    out = _build(spec, tmp_path)
+    compiled = compile_spec(str(spec), use_helm=False, keep_objects=True)
+    env = next(e for e in compiled.environments if e.environment == environment)
+    objects = compiled.objects[environment]
+    nodes_for(control_plane, PRESET_FOR_CONVENTION[env_convention(spec, environment)], objects)
+    namespaces = {env.namespace}
+    try:
+        # Flux first: it creates the Namespace in its first stage, as on a fresh cluster.
+        for kustomization in _overlay_kustomizations(out, environment, env.namespace):
+            result = flux_apply(control_plane, tmp_path, kustomization)
+            assert not result.get("error"), result
+        rendered = render_chart(helm, out / "charts" / compiled.base.name, environment,
+                                env.namespace)
+        assert argocd_apply(client, rendered, env.namespace) == []
+        assert argocd_apply(client, gitops_objects(out), env.namespace) == []
+        report = settle(control_plane, namespaces)
+        assert report.rejected == []
+        assert report.pending == [], report.pending
+        assert report.pods, "the environment runs no pod"
+        assert wrong_nodes(client, report) == []
+        unknown = [w for w in client.warnings if not any(k in w for k in KNOWN_WARNINGS)]
+        assert unknown == []
+    finally:
+        delete_namespaces(control_plane, namespaces)
+
+
+def env_convention(spec: Path, environment: str) -> str:
+    """The environment's cluster.gpuNodeLabels (its patch may set its own)."""
+    env = next(e for e in load_spec(str(spec)).environments if e.name == environment)
+    return env.stack.spec.cluster.gpu_node_labels
+
+
+def test_the_server_reports_the_version_it_was_built_as(control_plane: Any) -> None:
+    version = control_plane.client.request("GET", "/version")
+    tools = Path(__file__).parents[1] / "tools" / "go.mod"
+    pinned = next(line.split()[1] for line in tools.read_text().splitlines()
+                  if line.strip().startswith("k8s.io/kubernetes "))
+    assert version["gitVersion"] == pinned
+    assert os.environ.get("CI") != "true" or version["gitTreeState"] == "clean"
