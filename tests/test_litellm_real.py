@@ -32,6 +32,7 @@ import yaml
 from conftest import missing_engine
 from modelapi_compile.spec import DEFAULT_LITELLM_IMAGE
 from modelapi_compile.verify import render_chart
+from modelapi_compile.workloads import LITELLM_HOME
 
 MASTER_KEY = "sk-test-master-0123456789"
 CHAT_PATHS = ("/api/chat", "/v1/chat/completions")
@@ -271,10 +272,11 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, helm: Any,
         if "secretKeyRef" in var.get("valueFrom", {}):
             env[var["name"]] = MASTER_KEY if var["name"] == "LITELLM_MASTER_KEY" else "sk-x"
         elif "value" in var:
-            env[var["name"]] = var["value"]
+            # the pod's home (an emptyDir) is a fresh folder here
+            env[var["name"]] = var["value"].replace(LITELLM_HOME, str(tmp / "home"))
+    assert env["HOME"] == str(tmp / "home")
     env.update({"HF_HOME": str(hf_home), "LITELLM_MODE": "PRODUCTION",
-                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-                "HOME": str(tmp)})
+                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     port = _free_port()
     log = tmp / "proxy.log"
     with log.open("wb") as sink:
