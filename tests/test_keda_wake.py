@@ -34,6 +34,7 @@ spec:
         model: Qwen/Qwen2.5-0.5B-Instruct
         servedModelName: qwen-0.5b
         gpu: {{count: 1}}
+        cache: {{accessMode: ReadWriteMany}}  # one Deployment, whose deadline is its budget
         startupTimeout: 45m
         autoscaling: {{minReplicas: 0, maxReplicas: 2, pollingInterval: {polling}}}
     - name: gateway
