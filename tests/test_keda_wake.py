@@ -99,12 +99,14 @@ def test_a_new_series_wakes_the_model_and_a_quiet_period_lets_it_sleep(
         wake = next(t for t in spec["triggers"] if t.get("name") == "litellm-calls")
         query, threshold = wake["metadata"]["query"], wake["metadata"]["activationThreshold"]
         window = max(120, 2 * polling)
-        appears = 3 * SCRAPE  # the new agent's first call is scraped at sample 3, value 3
+        # an agent whose calls all lie further back than the window; then a new agent's
+        # first call, scraped with the value 3
+        appears = window + 2 * SCRAPE
         quiet = appears + window + SCRAPE  # the window has passed: nothing new since
         end = quiet + 10 * SCRAPE
-        samples = end // SCRAPE
-        old_key = f"{5}x{samples}"  # an agent whose calls all lie before the window
-        new_key = f"_x3 3x{samples - 3}"
+        samples, blanks = end // SCRAPE, appears // SCRAPE
+        old_key = f"5x{samples}"
+        new_key = f"_x{blanks} 3x{samples - blanks}"
         rules = [_wake_rule("Wake", query, threshold),
                  # what increase() alone sees: the new series never wakes it
                  _wake_rule("IncreaseOnly",
