@@ -436,9 +436,10 @@ def wake_query(namespace: str, api_base: str, window: str) -> str:
     (each created by its first call), so the first calls of a new agent, proxy pod or
     rollout would be lost: a series that is new within the window adds its whole value.
     Each side is 0 rather than empty when it has no series, so the sum never is."""
-    calls = f'{LITELLM_CALLS}{{namespace="{namespace}",api_base=~"{api_base}.*"}}'
-    return (f"(sum(increase({calls}[{window}])) or vector(0))"
-            f" + (sum({calls} unless {calls} offset {window}) or vector(0))")
+    # spaces between tokens let the YAML fold the query within 80 columns
+    calls = f'{LITELLM_CALLS}{{namespace="{namespace}", api_base=~"{api_base}.*"}}'
+    return (f"(sum(increase( {calls}[{window}])) or vector(0))"
+            f" + (sum( {calls} unless {calls} offset {window}) or vector(0))")
 
 
 def _wake_triggers(scaling: Autoscaler, namespace: str) -> list[K8s]:
