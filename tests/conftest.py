@@ -48,6 +48,19 @@ def helm() -> Any:
     return helm_python
 
 
+def go_tool(name: str) -> str:
+    """A Go-built tool (promtool, kubeconform, ...): from the folder MODELAPI_COMPILE_TOOLS
+    names, else from PATH; skipped when absent, a failure under CI=true."""
+    folder = os.environ.get("MODELAPI_COMPILE_TOOLS")
+    if folder and (Path(folder) / name).is_file():
+        return str(Path(folder) / name)
+    found = shutil.which(name)
+    if found is None:
+        missing_engine(f"{name} (in $MODELAPI_COMPILE_TOOLS or on PATH)")
+    assert found is not None
+    return found
+
+
 def kustomize_command() -> list[str] | None:
     if shutil.which("kustomize"):
         return ["kustomize", "build"]

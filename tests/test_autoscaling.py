@@ -346,7 +346,7 @@ def test_litellm_calls_wake_a_model_at_zero(engines: Any, build: Path) -> None:
                      if m["model_name"] == "small"}
             query = wake["metadata"]["query"]
             assert f'namespace="{namespace}"' in query
-            assert query.startswith("sum(increase(litellm_deployment_total_requests_total{")
+            assert query.startswith("(sum(increase( litellm_deployment_total_requests_total{")
             pattern = query.split('api_base=~"')[1].split('"')[0]
             assert all(re.fullmatch(pattern, base) for base in bases), (pattern, bases)
             assert not re.fullmatch(pattern, "http://knobs-qwen:8000/v1")

@@ -179,8 +179,7 @@ def test_every_workload_is_secure_by_default(rendered: Any) -> None:
                 assert container["resources"]["requests"], name
                 assert "readinessProbe" in container, name
                 assert ":latest" not in container["image"]
-            if obj["metadata"]["labels"]["app.kubernetes.io/component"] != "vllm":
-                assert pod["securityContext"]["runAsNonRoot"] is True, name
+            assert pod["securityContext"]["runAsNonRoot"] is True, name
 
 
 def test_network_policies_allow_only_declared_edges(rendered: Any) -> None:

@@ -98,9 +98,8 @@ def test_flux_kustomize_on_a_fresh_cluster_creates_the_namespace(rendered: Rende
         for workload in workloads(objects):
             pod = workload["spec"]["template"]["spec"]
             assert level_violations(pod, level) == [], (env, workload["metadata"]["name"])
-        # the strictest level the pods meet: vLLM (root) needs baseline, the rest restricted
-        assert level == ("baseline" if "life-qwen" in by_kind(objects, "Deployment")
-                         else "restricted"), env
+        # every pod runs as non-root, vLLM included: the namespace enforces restricted
+        assert level == "restricted", env
         # neither GitOps tool deletes the namespace (and every cache in it) on prune
         for tool in ("argocd", "flux"):
             assert not deleted_by(tool, namespaces[target]), (env, tool)

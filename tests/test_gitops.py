@@ -390,7 +390,7 @@ def test_applicationset_patches_what_varies_in_shape() -> None:
         "server": "",
         "cluster": "prod-eu",
         "autoscaled": "agentic-vllm",
-        "podSecurity": "baseline",  # vLLM runs as root
+        "podSecurity": "restricted",  # vLLM runs as non-root too
         "podSecurityVersion": "v1.31",
     }
     assert elements["staging"]["server"] == "https://staging.example.com:6443"

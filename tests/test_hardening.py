@@ -13,7 +13,7 @@ import pytest
 from conftest import CASES
 from modelapi_compile.loader import MAX_FILE_BYTES, load_bytes
 from modelapi_compile.pipeline import compile_spec
-from modelapi_compile.pod_security import violations
+from modelapi_compile.pod_security import ROOT_OPT_OUT, violations
 from modelapi_compile.problems import SpecError
 
 PROD = CASES / "valid" / "production-gpu.yaml"
@@ -55,9 +55,7 @@ def test_generated_pods_meet_the_restricted_profile(prod: Any) -> None:
     for objects in prod.objects.values():
         for obj in objects:
             if obj["kind"] == "Deployment":
-                template = obj["spec"]["template"]
-                component = template["metadata"]["labels"]["app.kubernetes.io/component"]
-                assert violations(template["spec"], component) == []
+                assert violations(obj["spec"]["template"]["spec"]) == []
 
 
 def _pod(**changes: Any) -> dict[str, Any]:
@@ -90,13 +88,13 @@ def test_restricted_profile_violations_are_found(changes: dict[str, Any],
     assert found and expected in " ".join(found)
 
 
-def test_vllm_is_excepted_only_from_running_as_root() -> None:
+def test_the_root_opt_out_is_excepted_only_from_running_as_root() -> None:
     root_pod = _pod(securityContext={"seccompProfile": {"type": "RuntimeDefault"}})
-    assert violations(root_pod, "vllm") == []
-    assert violations(root_pod, "agent")
+    assert violations(root_pod, ROOT_OPT_OUT) == []
+    assert violations(root_pod)
     privileged = _pod(securityContext={"seccompProfile": {"type": "RuntimeDefault"}},
                       container={"privileged": True})
-    assert violations(privileged, "vllm")
+    assert violations(privileged, ROOT_OPT_OUT)
 
 
 @pytest.mark.parametrize("data, message", [

@@ -268,13 +268,15 @@ def test_httproute_on_a_gateway_is_upstream_valid_and_admitted_alone(engines: An
         assert list(Draft7Validator(upstream).iter_errors(route)) == []
         assert catalog.check(route) == []
         assert ("Ingress", "gw-gateway") not in objs
-        # the gateway's namespace is the only way in from outside the stack
+        # the gateway's proxies (Envoy Gateway runs them in its controller's namespace,
+        # not the Gateway's) are the only pods that come in from outside the stack
         net = NetworkPolicies.of(objs.values())
         proxy = _pod(objs, "gw-gateway")
         into = net.ingress_allowed
-        assert into(_other("gateway-system", app="envoy"), proxy, 4000)
+        assert into(_other("envoy-gateway-system", app="envoy"), proxy, 4000)
+        assert not into(_other("gateway-system", app="envoy"), proxy, 4000)
         assert not into(_other("ingress-nginx", app="nginx"), proxy, 4000)
-        assert not into(_other("gateway-system", app="envoy"), proxy, 4001)
+        assert not into(_other("envoy-gateway-system", app="envoy"), proxy, 4001)
         assert not into(_other("default", app="anything"), proxy, 4000)
         assert net.connects(_pod(objs, "gw-helper"), proxy, 4000)  # the declared caller
 
@@ -284,7 +286,7 @@ def test_graph_explain_and_init_know_the_production_fields(tmp_path: Path) -> No
     graph = runner.invoke(cli, ["graph", "-f", str(SPEC), "--env", "staging"])
     assert graph.exit_code == 0, graph.output
     assert 'e0_expose2[("HTTPRoute on gateway-system/shared llm.example.com")]' in graph.output
-    assert 'e0_expose2 -->|"from gateway-system"| e0_api2' in graph.output
+    assert 'e0_expose2 -->|"from envoy-gateway-system, 10.40.0.0/16"| e0_api2' in graph.output
     assert "e0_api2 --> e0_redis2" in graph.output
     assert 'e0_database2[("database 10.30.0.0/24:5432")]' in graph.output
     explained = runner.invoke(cli, ["explain", "-f", str(SPEC), "--env", "staging",

@@ -199,3 +199,34 @@ def test_names_of_the_stacks_own_objects_are_refused_at_their_line(name: str,
     assert result.exit_code == 1, result.output
     line = spec.read_text().splitlines().index(f"    - name: {name}") + 1
     assert f"spec.yaml:{line}:" in result.output and "is reserved" in result.output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_exposure_admits_the_gateway_proxies_and_load_balancers_that_send_traffic(
+        helm: Any, kustomize: Any, tmp_path: Path, engine: str) -> None:
+    """Staging attaches an HTTPRoute to gateway-system/shared, served by Envoy Gateway, whose
+    proxies run in its controller's namespace, plus a load balancer range with no proxy pods:
+    exactly those reach the proxy's port; the Gateway's own namespace and the rest of the
+    network do not."""
+    objects = render_spec(CASES / "valid" / "litellm-gateway.yaml", tmp_path, helm,
+                          kustomize)[engine]["staging"]
+    policies = NetworkPolicies.of(objects)
+    route = next(o for o in objects if o["kind"] == "HTTPRoute")
+    assert route["spec"]["parentRefs"][0]["namespace"] == "gateway-system"
+    proxy = next(pod_of(o, "10.244.0.10") for o in workloads(objects)
+                 if o["metadata"]["name"].endswith("gateway"))
+    senders: dict[str, Peer] = {
+        "envoy-proxy": Pod("envoy-gateway-system", {"app.kubernetes.io/name": "envoy"},
+                           "10.244.3.3"),
+        "load-balancer": Address("10.40.7.9"),
+    }
+    others: dict[str, Peer] = {
+        "gateway-namespace-pod": Pod("gateway-system", {}, "10.244.3.4"),
+        "other-range": Address("10.41.0.1"),
+        "public-host": Address("203.0.113.10"),
+    }
+    for name, peer in senders.items():
+        assert connection_allowed(policies, peer, proxy, 4000), name
+        assert not connection_allowed(policies, peer, proxy, 65000), name
+    for name, peer in others.items():
+        assert not connection_allowed(policies, peer, proxy, 4000), name

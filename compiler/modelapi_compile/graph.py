@@ -144,7 +144,7 @@ def _litellm_services(cluster: Cluster, prefix: str, index: int, api: ModelAPI, 
         via = (f"HTTPRoute on {expose.gateway.namespace}/{expose.gateway.name}"
                if expose.gateway else "Ingress")
         node = Node(f"{prefix}_expose{index}", f"{via} {expose.host}", "endpoint")
-        cluster.edges.append(Edge(node.id, api_id, f"from {expose.source_namespace}"))
+        cluster.edges.append(Edge(node.id, api_id, "from " + ", ".join(expose.sources)))
         yield node
     for kind, address in (("database", litellm.database if litellm.database_url_secret
                            else None), ("redis", litellm.router.redis)):

@@ -1,8 +1,10 @@
 """The Kubernetes Pod Security Standards, "restricted" profile (which includes "baseline"),
 checked on the pod template of every generated workload.
 
-vLLM is the documented exception: its images run as root and write under the home folder,
-so its pods may run as root; every other rule still holds for them.
+Every workload runs as the shared non-root UID, vLLM included (its caches go to writable
+volumes). The one documented exception is a vLLM image that truly needs root
+(`vllm.runAsRoot`): its pod may run as root, every other rule still holds for it, and its
+namespace enforces `baseline` instead of `restricted`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ ALLOWED_VOLUME_SOURCES = {"configMap", "csi", "downwardAPI", "emptyDir", "epheme
                           "persistentVolumeClaim", "projected", "secret"}
 ALLOWED_ADDED_CAPABILITIES = {"NET_BIND_SERVICE"}
 ALLOWED_SECCOMP = {"RuntimeDefault", "Localhost"}
-# Rules an exempt component may break, and why (README: "Generated workloads").
-EXCEPTIONS = {"vllm": {"runAsNonRoot"}}
+# The rules a pod that opted into root (`vllm.runAsRoot`) may break (README: "Generated
+# workloads").
+ROOT_OPT_OUT = frozenset({"runAsNonRoot"})
 
 
-def namespace_level(components: Iterable[str]) -> str:
-    """The strictest Pod Security level that pods of all these components meet."""
-    return "baseline" if any(c in EXCEPTIONS for c in components) else "restricted"
+def runs_as_root(pod_security_context: dict[str, Any]) -> bool:
+    """Whether a pod with this securityContext may run as root (the image's user)."""
+    return pod_security_context.get("runAsNonRoot") is not True
+
+
+def namespace_level(root_pods: Iterable[bool]) -> str:
+    """The strictest Pod Security level that all these pods meet (True: one may run as
+    root)."""
+    return "baseline" if any(root_pods) else "restricted"
 
 
 def namespace_labels(level: str, kubernetes_version: str) -> dict[str, str]:
@@ -41,9 +50,10 @@ def level_violations(pod: dict[str, Any], level: str) -> list[str]:
     return [message for _, message in checks]
 
 
-def violations(pod: dict[str, Any], component: str = "") -> list[str]:
-    exempt = EXCEPTIONS.get(component, set())
-    return [message for rule, message in _checks(pod) if rule not in exempt]
+def violations(pod: dict[str, Any], exempt: Iterable[str] = ()) -> list[str]:
+    """What the restricted profile refuses in this pod, but for the `exempt` rules."""
+    skipped = set(exempt)
+    return [message for rule, message in _checks(pod) if rule not in skipped]
 
 
 def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:

@@ -83,7 +83,8 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
             scaling = api.vllm.autoscaling
             # validate.py has checked that KEDA has a Prometheus to ask.
             autoscaler = (w.keda(scaling, spec.monitoring.prometheus_url or "",
-                                 endpoints[api.name].url.removesuffix("/v1"))
+                                 endpoints[api.name].url.removesuffix("/v1"),
+                                 startup_budget=workload.progress_deadline_seconds)
                           if scaling else None)
             workloads[api.name] = w.with_pod_options(workload, api.vllm, selector, cluster,
                                                      autoscaler)
@@ -128,7 +129,8 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     return ResolvedStack(name=prefix, environment=env.name, namespace=env.namespace,
                          kubernetes_version=spec.kubernetes_version,
                          pod_security_level=pod_security.namespace_level(
-                             w.component for w in workloads.values()),
+                             pod_security.runs_as_root(w.pod_security_context)
+                             for w in workloads.values()),
                          values=values)
 
 
@@ -483,12 +485,17 @@ def _workload_identity_egress(vllm: Vllm) -> list[K8s]:
 
 
 def _exposure_ingress(litellm: Litellm, port: int | None) -> list[K8s]:
-    """The ingress controller's (or gateway's) namespace, and nothing wider."""
-    if litellm.expose is None:
+    """What really sends the exposed traffic, and nothing wider: the namespace of the
+    ingress controller's or gateway's proxy pods, and the address ranges of load balancers
+    that reach the pods directly."""
+    expose = litellm.expose
+    if expose is None:
         return []
-    source = {"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": litellm.expose.source_namespace}}}
-    return [{"from": [source], "ports": [{"port": port, "protocol": "TCP"}]}]
+    sources: list[K8s] = [{"ipBlock": {"cidr": cidr}} for cidr in expose.from_cidrs]
+    if expose.from_namespace:
+        sources.insert(0, {"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": expose.from_namespace}}})
+    return [{"from": sources, "ports": [{"port": port, "protocol": "TCP"}]}]
 
 
 def _litellm_service_egress(litellm: Litellm) -> list[K8s]:
@@ -519,10 +526,9 @@ def _url_port(url: str) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def _components(stack: ModelStack) -> list[str]:
-    """The workload components an environment runs (the `component` of its Workloads)."""
-    kinds = [api.kind for api in stack.spec.model_apis if not api.external]
-    return kinds + (["agent"] if stack.spec.agents else [])
+def _root_opt_outs(stack: ModelStack) -> list[bool]:
+    """For each vLLM of an environment, whether it opted into running as root."""
+    return [api.vllm.run_as_root for api in stack.spec.model_apis if api.vllm]
 
 
 def slowest_rollout(resolved: ResolvedStack) -> tuple[int, str]:
@@ -583,7 +589,7 @@ def gitops_plan(validated: ValidatedSpec,
             autoscaled=autoscaled_deployments(env.stack),
             flux_timeout=gitops.flux.timeout or flux_timeout(rollouts.get(env.name, (0, ""))[0]),
             namespace_labels=pod_security.namespace_labels(
-                pod_security.namespace_level(_components(env.stack)),
+                pod_security.namespace_level(_root_opt_outs(env.stack)),
                 env.stack.spec.kubernetes_version),
         ))
     return GitOpsPlan(stack=stack.metadata.name, repo_url=gitops.repo_url,

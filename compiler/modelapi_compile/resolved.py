@@ -107,6 +107,9 @@ class Autoscaler(Values):
     activation_threshold: int | None = Field(None, description="KEDA: wake-up value")
     polling_interval: int | None = Field(None, description="KEDA: seconds between queries")
     cooldown_period: int | None = Field(None, description="KEDA: seconds before zero")
+    initial_cooldown_period: int | None = Field(
+        None, description="KEDA at zero replicas: seconds after the ScaledObject's creation "
+        "before it may first scale to zero")
     wake_api_base: str | None = Field(
         None, description="KEDA at zero replicas: LiteLLM's calls to this api_base wake it")
 

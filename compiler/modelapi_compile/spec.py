@@ -20,7 +20,7 @@ KIND = "ModelStack"
 DEFAULT_OLLAMA_IMAGE = "ollama/ollama:0.12.10"
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 DEFAULT_VLLM_CPU_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.10.2"
-DEFAULT_LITELLM_IMAGE = "ghcr.io/berriai/litellm:v1.80.11-stable.1"
+DEFAULT_LITELLM_IMAGE = "ghcr.io/berriai/litellm:v1.90.6"
 DEFAULT_KUBERNETES_VERSION = "1.31.0"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -337,6 +337,10 @@ class Vllm(PodOptions):
     lora_adapters: list[LoraAdapter] = Field(
         default_factory=list, description="LoRA adapters served as models of their own "
         "(--enable-lora --lora-modules)")
+    run_as_root: bool = Field(
+        False, description="run as the image's user (root) with a writable root filesystem, "
+        "for an image that truly needs it; the namespace then enforces Pod Security baseline "
+        "instead of restricted. Default: the shared non-root UID, caches on writable volumes")
 
     @property
     def served_name(self) -> str:
@@ -508,8 +512,13 @@ class Expose(Model):
     ingress_class_name: str | None = Field(None, description="Ingress class (Ingress only)")
     tls_secret: Name | None = Field(None, description="TLS Secret of the host (Ingress only)")
     from_namespace: Name | None = Field(
-        None, description="namespace of the ingress controller or gateway pods the "
-        "NetworkPolicy admits; default: gateway.namespace (required for an Ingress)")
+        None, description="namespace of the ingress controller or gateway proxy pods the "
+        "NetworkPolicy admits (Envoy Gateway: its controller's namespace, "
+        "envoy-gateway-system by default, not the Gateway's)")
+    from_cidrs: list[Cidr] = Field(
+        default_factory=list, alias="fromCIDRs",
+        description="address ranges the NetworkPolicy admits: load balancers with no "
+        "in-cluster proxy pods (ALB IP targets, GKE's managed gateways)")
     gateway: Gateway | None = Field(None, description="attach an HTTPRoute to this Gateway")
     annotations: dict[str, str] = Field(default_factory=dict,
                                         description="annotations of the Ingress or HTTPRoute")
@@ -519,15 +528,28 @@ class Expose(Model):
         if self.gateway is not None and (self.ingress_class_name or self.tls_secret):
             raise ValueError("ingressClassName and tlsSecret belong to an Ingress; with "
                              "gateway, TLS is set on the Gateway's listener")
-        if self.gateway is None and self.from_namespace is None:
-            raise ValueError("set fromNamespace: the namespace of the ingress controller "
-                             "pods, which the NetworkPolicy admits")
+        if self.from_namespace is None and not self.from_cidrs:
+            raise ValueError(self._missing_source())
         return self
 
     @property
-    def source_namespace(self) -> str:
-        assert self.from_namespace or self.gateway
-        return self.from_namespace or self.gateway.namespace  # type: ignore[union-attr]
+    def sources(self) -> list[str]:
+        """What the NetworkPolicy admits the exposed traffic from: a namespace, then CIDRs."""
+        return [*([self.from_namespace] if self.from_namespace else []), *self.from_cidrs]
+
+    def _missing_source(self) -> str:
+        """What to set when nothing says where the traffic comes from: a Gateway's proxies
+        do not always run in the Gateway's namespace, so the compiler does not guess."""
+        if self.gateway is None:
+            return ("set fromNamespace: the namespace of the ingress controller pods, which "
+                    "the NetworkPolicy admits (or fromCIDRs for a load balancer with no "
+                    "in-cluster proxy pods)")
+        return ("set fromNamespace to the namespace where the proxy pods of Gateway "
+                f"{self.gateway.namespace}/{self.gateway.name} run: envoy-gateway-system "
+                "for Envoy Gateway (its default controller-namespace mode), "
+                f"{self.gateway.namespace} for Istio or Envoy Gateway's Gateway Namespace "
+                "Mode; or fromCIDRs for a load balancer with no in-cluster proxy pods "
+                "(ALB IP targets, GKE's managed gateways)")
 
 
 class Litellm(PodOptions):

@@ -153,7 +153,9 @@ def _model_apis(chosen: list[str]) -> str:
             "Production knobs: `params` on a model (stream_timeout, rpm, ...), `settings`",
             "(litellm_settings), `router.redis: {host, port, passwordSecret}` for replicas,",
             "`expose: {host, ingressClassName, tlsSecret, fromNamespace}` or",
-            "`expose: {host, gateway: {name, namespace}}` to publish it.",
+            "`expose: {host, gateway: {name, namespace}, fromNamespace}` to publish it",
+            "(fromNamespace: where the proxy pods run, e.g. envoy-gateway-system; or",
+            "fromCIDRs for a load balancer with no in-cluster proxy pods).",
         )))
     return "".join(out)
 

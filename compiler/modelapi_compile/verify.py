@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .kubeschemas import SchemaCatalog, SchemaNotFound
-from .pod_security import violations
+from .pod_security import ROOT_OPT_OUT, violations
 from .problems import Problem, SpecError, format_path
 from .resolved import K8s, ResolvedStack
 
@@ -62,7 +62,7 @@ class Verifier:
         `values` (what values-<env>.yaml holds) gives exactly these objects."""
         label = f"environment {env.environment}" if env.environment else ""
         found = list(_schema_problems(label, objects, self.catalog, self.validated))
-        found += _policy_problems(label, objects, self.validated)
+        found += _policy_problems(label, objects, self.validated, env.pod_security_level)
         if self.sdk is not None and self.chart is not None and not found:
             rendered = iter_rendered(self.sdk, self.chart, values, env.namespace)
             found += _compare(env.environment, rendered, objects, self.validated.file)
@@ -103,19 +103,20 @@ def _schema_problems(env: str, objects: list[K8s], catalog: SchemaCatalog,
                           f"check the values of {declared} that feed this field")
 
 
-def _policy_problems(env: str, objects: list[K8s], validated: ValidatedSpec
-                     ) -> Iterator[Problem]:
-    """No Secret with data ever leaves the compiler; pods meet the restricted profile."""
+def _policy_problems(env: str, objects: list[K8s], validated: ValidatedSpec,
+                     level: str) -> Iterator[Problem]:
+    """No Secret with data ever leaves the compiler; pods meet the restricted profile, but
+    for running as root in a namespace that a `runAsRoot` opt-out lowered to baseline."""
+    exempt = ROOT_OPT_OUT if level == "baseline" else frozenset()
     for obj in objects:
         line, column, declared = origin_of(obj, validated)
         if obj.get("kind") == "Secret":
             yield Problem(validated.file, line, column, _describe(env, obj),
                           "the build would write a Secret", "reference Secrets by name")
-        if obj.get("kind") != "Deployment":
+        if obj.get("kind") not in ("Deployment", "StatefulSet"):
             continue
         template = obj["spec"]["template"]
-        component = template["metadata"]["labels"].get("app.kubernetes.io/component", "")
-        for message in violations(template["spec"], component):
+        for message in violations(template["spec"], exempt):
             yield Problem(validated.file, line, column, _describe(env, obj),
                           f"violates the restricted Pod Security Standard: {message}",
                           f"check the values of {declared}")

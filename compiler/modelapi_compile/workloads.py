@@ -56,18 +56,22 @@ CREDENTIALS_DIR = "/var/run/secrets/model-storage"
 COMPILER_ENV: dict[str, frozenset[str]] = {
     "agent": frozenset({"MODEL_API_URL", "MODEL_NAME", "MODEL_API_KEY"}),
     "vllm": frozenset({"HF_HOME", "HF_TOKEN", "VLLM_API_KEY", "HF_HUB_OFFLINE",
+                       "HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "VLLM_CACHE_ROOT",
+                       "VLLM_CONFIG_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR",
+                       "NUMBA_CACHE_DIR",
                        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
                        "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED",
                        "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING",
                        "GOOGLE_APPLICATION_CREDENTIALS"}),
     "litellm": frozenset({"LITELLM_MASTER_KEY", "DATABASE_URL", "LITELLM_MIGRATION_DIR",
-                          "ROUTER_REDIS_PASSWORD"}),
+                          "ROUTER_REDIS_PASSWORD", "HOME", "XDG_CACHE_HOME"}),
     "ollama": frozenset({"HOME", "OLLAMA_HOST", "OLLAMA_KEEP_ALIVE"}),
 }
 COMPILER_VOLUMES: dict[str, frozenset[str]] = {
     "agent": frozenset({"tmp"}),
-    "vllm": frozenset({"model-cache", "dshm", "model-source", "object-store-credentials"}),
-    "litellm": frozenset({"config", "tmp", "cache", "npm", "migrations"}),
+    "vllm": frozenset({"model-cache", "dshm", "model-source", "object-store-credentials",
+                       "home", "tmp"}),
+    "litellm": frozenset({"config", "tmp", "home", "migrations"}),
     "ollama": frozenset({"data", "tmp", "puller-tmp"}),
 }
 
@@ -362,6 +366,49 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
+VLLM_HOME = "/home/vllm"
+
+
+@dataclass(frozen=True)
+class PodUser:
+    """Who a pod runs as, and the environment and scratch volumes that user needs."""
+
+    pod_security_context: K8s
+    security_context: K8s
+    env: list[K8s]
+    volumes: list[K8s]
+    volume_mounts: list[K8s]
+
+
+def vllm_user(vllm: Vllm) -> PodUser:
+    """vLLM as the shared non-root UID on a read-only root filesystem. The image (vLLM's
+    docker/Dockerfile) declares no user and writes its caches under the home folder, which a
+    UID the image does not know gets as "/": HOME and every cache vLLM's envs.py, PyTorch,
+    Triton and numba write move to a writable emptyDir, and /tmp (vLLM's IPC sockets,
+    tempfile) is one too. The model cache (HF_HOME) stays on /models. `runAsRoot` keeps the
+    image's user and a writable root for images that truly need it."""
+    if vllm.run_as_root:
+        return PodUser({"seccompProfile": SECCOMP}, restricted_container(read_only_root=False),
+                       [], [], [])
+    cache = f"{VLLM_HOME}/.cache"
+    env = [{"name": name, "value": value} for name, value in (
+        ("HOME", VLLM_HOME),
+        ("XDG_CACHE_HOME", cache),
+        ("XDG_CONFIG_HOME", f"{VLLM_HOME}/.config"),
+        ("VLLM_CACHE_ROOT", f"{cache}/vllm"),  # torch.compile artifacts, assets
+        ("VLLM_CONFIG_ROOT", f"{VLLM_HOME}/.config/vllm"),  # usage stats
+        ("TRITON_CACHE_DIR", f"{cache}/triton"),  # default ~/.triton/cache
+        # default /tmp/torchinductor_<user>, named by getpass.getuser(), which fails for a
+        # UID with no passwd entry
+        ("TORCHINDUCTOR_CACHE_DIR", f"{cache}/torchinductor"),
+        ("NUMBA_CACHE_DIR", f"{cache}/numba"),
+    )]
+    home, home_mount = empty_dir("home", VLLM_HOME)
+    tmp, tmp_mount = empty_dir("tmp", "/tmp")
+    return PodUser(restricted_pod(), restricted_container(), env, [home, tmp],
+                   [home_mount, tmp_mount])
+
+
 def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
                   network: NetworkRules, metrics: bool) -> Workload:
     gpu_mode = vllm.gpu.count > 0
@@ -380,7 +427,8 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
         volumes = []
     shm_size = shm_default(vllm.gpu.count) if vllm.shm_size is None else str(vllm.shm_size)
     shm, shm_mount = empty_dir("dshm", "/dev/shm", memory=True, size=shm_size)
-    env: list[K8s] = [{"name": "HF_HOME", "value": "/models/huggingface"}]
+    user = vllm_user(vllm)
+    env: list[K8s] = [{"name": "HF_HOME", "value": "/models/huggingface"}, *user.env]
     if vllm.hf_hub_offline:
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     if vllm.hf_token_secret:
@@ -418,13 +466,11 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
         node_selector=selector,
         tolerations=tolerations,
         runtime_class_name=vllm.gpu.runtime_class_name if gpu_mode else None,
-        # The vLLM images run as root and write caches under the home directory; this is the
-        # documented exception to the restricted profile: no privilege escalation, no
-        # capabilities, RuntimeDefault seccomp, but the image's user.
-        pod_security_context={"seccompProfile": SECCOMP},
-        security_context=restricted_container(read_only_root=False),
-        volumes=[*volumes, shm, *source_volumes, *storage_volumes],
-        volume_mounts=[cache_mount, shm_mount, *source_mounts, *storage_mounts],
+        pod_security_context=user.pod_security_context,
+        security_context=user.security_context,
+        volumes=[*volumes, shm, *user.volumes, *source_volumes, *storage_volumes],
+        volume_mounts=[cache_mount, shm_mount, *user.volume_mounts, *source_mounts,
+                       *storage_mounts],
         termination_grace_period_seconds=60,
         persistence=persistence,
         metrics_path="/metrics" if metrics else None,
@@ -529,19 +575,29 @@ class LitellmConfig:
     metrics_key: SecretKey | None
 
 
-# With a database, LiteLLM 1.80 applies its Prisma migrations at start-up and writes the
+# With a database, LiteLLM applies its Prisma migrations at start-up and writes the
 # migration files next to them unless LITELLM_MIGRATION_DIR names a writable folder (the
-# package folder is on the read-only root). Prisma's own caches go to $HOME/.cache and
-# $HOME/.npm, which are writable below ("/" is HOME for a UID the image does not know).
+# package folder is on the read-only root). The Prisma CLI and engines are baked into the
+# image under /opt/prisma, readable by any UID, and the image's PRISMA_* variables point
+# there (LiteLLM PR #33853, in 1.90.6): they are left as the image sets them.
 LITELLM_MIGRATION_DIR = "/var/lib/litellm/migrations"
+LITELLM_HOME = "/home/litellm"
+
+
+def litellm_scratch() -> tuple[list[tuple[K8s, K8s]], list[K8s]]:
+    """Writable scratch for a UID the image does not know (its HOME would be "/"): /tmp,
+    and a home whose .cache (XDG_CACHE_HOME) and .npm take what the proxy and Prisma's
+    wrapper write at run time."""
+    scratch = [empty_dir("tmp", "/tmp"), empty_dir("home", LITELLM_HOME)]
+    env = [{"name": "HOME", "value": LITELLM_HOME},
+           {"name": "XDG_CACHE_HOME", "value": f"{LITELLM_HOME}/.cache"}]
+    return scratch, env
 
 
 def litellm_workload(fullname: str, litellm: Litellm, config: LitellmConfig,
                      cluster: Cluster, network: NetworkRules, metrics: bool) -> Workload:
-    # The image writes to /tmp, ~/.cache and ~/.npm; HOME is "/" for a UID with no home.
-    scratch = [empty_dir(name, path) for name, path in
-               (("tmp", "/tmp"), ("cache", "/.cache"), ("npm", "/.npm"))]
-    env = list(config.env)
+    scratch, home_env = litellm_scratch()
+    env = [*config.env, *home_env]
     if litellm.database_url_secret:
         scratch.append(empty_dir("migrations", LITELLM_MIGRATION_DIR))
         env.append({"name": "LITELLM_MIGRATION_DIR", "value": LITELLM_MIGRATION_DIR})
@@ -596,16 +652,23 @@ def hpa(scaling: Autoscaling) -> Autoscaler:
                       cpu_utilization=scaling.cpu_utilization)
 
 
-def keda(scaling: VllmAutoscaling, prometheus_url: str, api_base: str | None) -> Autoscaler:
+def keda(scaling: VllmAutoscaling, prometheus_url: str, api_base: str | None, *,
+         startup_budget: int) -> Autoscaler:
     """KEDA on vLLM's queue. At zero replicas vLLM exports nothing, so a model that may
-    sleep is also woken by the calls a LiteLLM proxy of the stack makes to `api_base`."""
+    sleep is also woken by the calls a LiteLLM proxy of the stack makes to `api_base`.
+    A model that may sleep is never sent to zero before its first start could finish
+    (`startup_budget`, the pod's progress deadline): KEDA scales a target that was never
+    active to zero once initialCooldownPeriod (default 0) has passed since the
+    ScaledObject's creation."""
+    sleeps = scaling.min_replicas == 0
     return Autoscaler(kind="keda", min_replicas=scaling.min_replicas,
                       max_replicas=scaling.max_replicas, server_address=prometheus_url,
                       metric=VLLM_QUEUE_METRIC, threshold=scaling.waiting_requests,
                       activation_threshold=scaling.activation_waiting_requests,
                       polling_interval=scaling.polling_interval,
                       cooldown_period=scaling.cooldown_period,
-                      wake_api_base=api_base if scaling.min_replicas == 0 else None)
+                      initial_cooldown_period=startup_budget if sleeps else None,
+                      wake_api_base=api_base if sleeps else None)
 
 
 def most_replicas(workload: Workload) -> int:

@@ -401,6 +401,8 @@ def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
             "maxReplicaCount": scaling.max_replicas,
             "pollingInterval": scaling.polling_interval,
             "cooldownPeriod": scaling.cooldown_period,
+            **({"initialCooldownPeriod": scaling.initial_cooldown_period}
+               if scaling.initial_cooldown_period is not None else {}),
             "triggers": [{
                 "type": "prometheus",
                 "metricType": "AverageValue",
@@ -418,13 +420,26 @@ def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
 # LiteLLM's counter of calls per deployment (success and failure), labelled with the
 # deployment's api_base; prometheus_client exposes counters with a _total suffix.
 LITELLM_CALLS = "litellm_deployment_total_requests_total"
-WAKE_WINDOW = "2m"
+WAKE_WINDOW_SECONDS = 120
 WAKE_THRESHOLD = "1000000"  # never asks for more than one replica: the queue does that
 
 
-def wake_query(namespace: str, api_base: str) -> str:
-    return (f'sum(increase({LITELLM_CALLS}{{namespace="{namespace}",'
-            f'api_base=~"{api_base}.*"}}[{WAKE_WINDOW}]))')
+def wake_window(polling_interval: int) -> str:
+    """How long calls count: two minutes, and at least two of KEDA's polling intervals, so
+    a poll always falls inside it however the calls and the scrapes fall."""
+    return f"{max(WAKE_WINDOW_SECONDS, 2 * polling_interval)}s"
+
+
+def wake_query(namespace: str, api_base: str, window: str) -> str:
+    """LiteLLM's calls to `api_base` in the last `window`. increase() never counts the
+    first sample of a series, and the counter has a series per deployment, key and pod
+    (each created by its first call), so the first calls of a new agent, proxy pod or
+    rollout would be lost: a series that is new within the window adds its whole value.
+    Each side is 0 rather than empty when it has no series, so the sum never is."""
+    # spaces between tokens let the YAML fold the query within 80 columns
+    calls = f'{LITELLM_CALLS}{{namespace="{namespace}", api_base=~"{api_base}.*"}}'
+    return (f"(sum(increase( {calls}[{window}])) or vector(0))"
+            f" + (sum( {calls} unless {calls} offset {window}) or vector(0))")
 
 
 def _wake_triggers(scaling: Autoscaler, namespace: str) -> list[K8s]:
@@ -437,7 +452,8 @@ def _wake_triggers(scaling: Autoscaler, namespace: str) -> list[K8s]:
         "metricType": "AverageValue",
         "metadata": {
             "serverAddress": scaling.server_address,
-            "query": wake_query(namespace, scaling.wake_api_base),
+            "query": wake_query(namespace, scaling.wake_api_base,
+                                wake_window(scaling.polling_interval or 0)),
             "threshold": WAKE_THRESHOLD,
             "activationThreshold": "0",
         },
