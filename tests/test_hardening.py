@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import CASES
 from modelapi_compile.cli import cli
@@ -299,3 +301,26 @@ def test_a_configmap_over_1_mib_is_refused_not_an_internal_error(tmp_path: Path)
     assert "ConfigMap holds at most 1048576 (1 MiB)" in result.output
     assert f"attacked.yaml:{_line(text, '- name: gateway')}:" in result.output
     assert not (tmp_path / "out").exists()
+
+
+_env_name = st.one_of(st.sampled_from(["base", "shared", "part-1", "part-2", "dev", "dev-part-1",
+                                       "dev-part-2", "dev-shared", "prod", "default"]),
+                      st.from_regex(r"[a-z]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True))
+
+
+@settings(max_examples=25, deadline=None)
+@given(names=st.lists(_env_name, min_size=1, max_size=3), parts=st.integers(1, 3))
+def test_environment_names_never_end_in_an_internal_error(names: list[str],
+                                                          parts: int) -> None:
+    """Whatever the environments are called: built, or refused at a line (exit 1)."""
+    environments = "".join(f"    - name: {name}\n" for name in names)
+    text = (ATTACKED.split("  environments:\n")[0] + "  environments:\n" + environments
+            + "  gitops:\n" + ATTACKED.split("  gitops:\n")[1]).replace(
+        "  gitops:\n", f"  gitops:\n    overlayParts: {parts}\n")
+    try:
+        compiled = compile_spec("-", use_helm=False, spec_bytes=text.encode())
+    except SpecError as error:
+        assert all(p.line for p in error.problems), error  # each at its line
+        return
+    paths = [path for path, _ in compiled.files]
+    assert len(paths) == len(set(paths))

@@ -50,12 +50,11 @@ def environment_name_problems(stack: ModelStack, positions: Positions) -> Iterat
                 "rename the environment")
             continue
         names = [f"{env.name}{suffix}" for suffix in suffixes]
-        clash = next((generated[n] for n in names if generated.get(n, env.name) != env.name),
-                     None)
+        clash = next((n for n in names if generated.get(n, env.name) != env.name), None)
         if clash is not None:
             yield positions.problem(
-                at, f"environments '{clash}' and '{env.name}' would give two generated "
-                f"objects one name ({stack.metadata.name}-{env.name}, with "
+                at, f"environments '{generated[clash]}' and '{env.name}' would give two "
+                f"generated objects one name ({stack.metadata.name}-{clash}, with "
                 f"gitops.overlayParts: {parts})", "rename one of them")
         generated.update({n: env.name for n in names if n not in generated})
         longest = f"{stack.metadata.name}-{names[-1]}"
