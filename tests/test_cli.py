@@ -247,8 +247,8 @@ def test_ctrl_c_during_the_write_exits_130_and_the_next_build_completes_it(
     spec.write_text(Path(EXAMPLE).read_text().replace("replicas: 3", "replicas: 4"))
     command = [sys.executable, "-m", "modelapi_compile", "build", "-f", str(spec), "-o",
                str(out), "--no-helm"]
-    # "slow": each write step pauses, so the SIGINT lands before the write can finish
-    env = {**os.environ, "MODELAPI_COMPILE_TRACE_WRITES": "slow"}
+    # "slow:move": each move pauses, so the SIGINT lands before the write can finish
+    env = {**os.environ, "MODELAPI_COMPILE_TRACE_WRITES": "slow:move"}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True,
                                stdout=subprocess.DEVNULL)
     assert process.stderr is not None

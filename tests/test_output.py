@@ -338,7 +338,8 @@ def test_a_planted_journal_is_refused_and_nothing_is_touched(tmp_path: Path,
 
 
 def _terminate_at(spec: Path, out: Path, step: str) -> tuple[int, str]:
-    env = {**os.environ, "MODELAPI_COMPILE_TRACE_WRITES": "slow"}
+    # each `step` pauses, so the signal lands before the write can go past it
+    env = {**os.environ, "MODELAPI_COMPILE_TRACE_WRITES": f"slow:{step}"}
     process = subprocess.Popen(_command(spec, out), env=env, stderr=subprocess.PIPE,
                                stdout=subprocess.DEVNULL, text=True)
     assert process.stderr is not None
