@@ -239,7 +239,7 @@ def test_debug_works_after_the_subcommand(monkeypatch: Any) -> None:
 # --- 5: Ctrl-C --------------------------------------------------------------------------------
 
 
-def test_ctrl_c_during_the_write_exits_130_and_the_next_check_completes_it(
+def test_ctrl_c_during_the_write_exits_130_and_the_next_build_completes_it(
         tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert _build(EXAMPLE, out).exit_code == 0
@@ -247,8 +247,8 @@ def test_ctrl_c_during_the_write_exits_130_and_the_next_check_completes_it(
     spec.write_text(Path(EXAMPLE).read_text().replace("replicas: 3", "replicas: 4"))
     command = [sys.executable, "-m", "modelapi_compile", "build", "-f", str(spec), "-o",
                str(out), "--no-helm"]
-    # "slow": each write step pauses, so the SIGINT lands before the write can finish
-    env = {**os.environ, "MODELAPI_COMPILE_TRACE_WRITES": "slow"}
+    # "slow:move": each move pauses, so the SIGINT lands before the write can finish
+    env = {**os.environ, "MODELAPI_COMPILE_TRACE_WRITES": "slow:move"}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True,
                                stdout=subprocess.DEVNULL)
     assert process.stderr is not None
@@ -258,17 +258,20 @@ def test_ctrl_c_during_the_write_exits_130_and_the_next_check_completes_it(
             break
     rest = process.stderr.read()
     assert process.wait() == 130
-    assert f"interrupted while writing {out}" in rest
-    assert "the next `build`, `build --check` or `diff`" in rest and "Aborted" not in rest
+    assert f"interrupted while switching {out}" in rest
+    assert "the next `build` completes the switch" in rest and "Aborted" not in rest
     check = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out), "--no-helm",
                                      "--check"])
-    assert check.exit_code == 0, check.output  # the interrupted switch was completed
+    assert check.exit_code == 1 and "interrupted while switching" in check.output
+    assert _build(spec, out).exit_code == 0  # completes the switch, then builds
+    check = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out), "--no-helm",
+                                     "--check"])
+    assert check.exit_code == 0, check.output
 
 
-def test_build_help_says_check_completes_an_interrupted_write() -> None:
+def test_build_help_says_check_writes_nothing() -> None:
     text = " ".join(CliRunner().invoke(cli, ["build", "--help"]).output.split())
-    assert "writes nothing" not in text and "write nothing" not in text
-    assert "completes a write an interrupted build left" in text
+    assert "holds a write an interrupted build left" in text and "writes nothing" in text
 
 
 # --- 7: JSON results and GitHub annotations ---------------------------------------------------

@@ -1,7 +1,8 @@
 """Command line: parse options, call the pipeline, report problems, choose the exit status.
 
 Exit status: 0 success, 1 invalid input or output (or drift under --check), 2 usage error,
-3 internal error. Heavy modules are imported inside commands so `--version` stays fast.
+3 internal error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, as CI runners cancel).
+Heavy modules are imported inside commands so `--version` stays fast.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from .problems import Problem, SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the write in progress stops at a point it can resume
+    from, and the command says what it left."""
+
+
+def _on_sigterm(_signal: int, _frame: Any) -> None:
+    raise Terminated
 
 
 def plural(count: int, word: str, many: str = "") -> str:
@@ -159,22 +170,28 @@ def _use_colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _interrupted(command: str | None) -> None:
-    from .output import WRITING
+def _interrupted(command: str | None, terminated: bool) -> None:
+    from .output import WRITING, unfinished
 
-    click.echo("", err=True)
-    message = "modelapi-compile: interrupted"
+    message = "modelapi-compile: " + ("terminated" if terminated else "interrupted")
     if WRITING:
-        message += (f" while writing {WRITING[-1]}; the next `build`, `build --check` or "
-                    "`diff` of that folder completes the write or rolls it back")
+        folder = Path(WRITING[-1])
+        if unfinished(folder):
+            message += (f" while switching {folder} to the new files: it is part old, part "
+                        "new; the next `build` completes the switch (`build --check` reports "
+                        "it as drift until then)")
+        else:
+            message += (f" while writing {folder}: its files are unchanged (the new ones "
+                        "were still being staged)")
     elif command == "build":
         message += "; nothing was written"
     click.echo(message, err=True)
-    sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
 class _Cli(click.Group):
-    """Ctrl-C is exit 130 with a word on what it left behind, not click's 'Aborted!' (1)."""
+    """Ctrl-C is exit 130 and SIGTERM exit 143, each with a line on what it left behind,
+    not click's 'Aborted!' (1)."""
 
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -183,16 +200,22 @@ class _Cli(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
         command = next((a for a in argv if a in self.commands), None)
+        import signal
+
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             result = super().main(argv, prog_name, complete_var, False, **extra)
         except click.exceptions.Abort as error:
-            if isinstance(error.__cause__ or error.__context__, KeyboardInterrupt):
-                _interrupted(command)
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, KeyboardInterrupt):
+                _interrupted(command, isinstance(cause, Terminated))
             click.echo("Aborted!", err=True)
             sys.exit(EXIT_INVALID)
         except click.ClickException as error:
             error.show()
             sys.exit(error.exit_code)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -268,8 +291,9 @@ def _count_text(counts: dict[str, list[str]]) -> str:
 @click.option("-o", "--output-dir", "out", required=True, type=click.Path(file_okay=False),
               metavar="DIR", help="folder to write: the spec's gitops.path in the GitOps repo")
 @click.option("--check", is_flag=True,
-              help="compare instead of writing: exit 1 with a diff when DIR is stale; like "
-                   "every build, it first completes a write an interrupted build left")
+              help="compare instead of writing: exit 1 with a diff when DIR is stale or "
+                   "holds a write an interrupted build left (which only `build` completes); "
+                   "writes nothing")
 @click.option("--force", is_flag=True,
               help="overwrite hand-edited generated files, foreign files in the way, and "
                    "another stack's build")
@@ -290,12 +314,16 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
 
     root = Path(out)
     inputs = _memo_inputs(spec, no_helm)
-    if check and inputs is not None and (verdict := memo.up_to_date(inputs, root)):
-        # A memo proves a full compile would find no drift: report exactly what it would.
-        if report_format != "json":
-            _warn(verdict.warnings)
-        _report_check(spec, out, root, [], verdict.files + 1, verdict.warnings, report_format)
-        return
+    if check and inputs is not None:
+        with writer.locked(root, exclusive=False):
+            verdict = memo.up_to_date(inputs, root)
+        if verdict:
+            # A memo proves a full compile would find no drift: report exactly what it would.
+            if report_format != "json":
+                _warn(verdict.warnings)
+            _report_check(spec, out, root, [], verdict.files + 1, verdict.warnings,
+                          report_format, None)
+            return
 
     progress = Progress(started=STARTED)  # the half second counts from the process start
     progress("load and validate")
@@ -316,27 +344,36 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     if inputs is not None:
         memo.record(replace(inputs, helm_verified=compiled.helm_verified), compiled.included,
                     [*compiled.files, (writer.MANIFEST, manifest)], compiled.warnings)
-    left_behind = writer.left_behind_claims(root, compiled.claims)
-    changes = writer.plan_changes(root, compiled.files, manifest)
     files = len(compiled.files) + 1  # and the build manifest
     if check:
-        _report_check(spec, out, root, changes, files, compiled.warnings, report_format)
+        with writer.locked(root, exclusive=False):
+            changes = writer.plan_changes(root, compiled.files, manifest)
+            interrupted = writer.unfinished(root)
+        _report_check(spec, out, root, changes, files, compiled.warnings, report_format,
+                      interrupted)
         return
     from .immutable import problems as immutable_problems
 
-    refused, risky = immutable_problems(writer.previous_immutable(root), compiled.immutable,
-                                        compiled.immutable_where, accepted=accept_immutable)
-    if refused:
-        raise SpecError(refused)
-    if report_format != "json":
-        _warn(tuple(risky))
+    # From reading the old state to the end of the switch, this build is the folder's only
+    # writer: a concurrent build of it waits, then plans against what this one wrote.
+    with writer.locked(root, exclusive=True):
+        writer.recover(root)
+        refused, risky = immutable_problems(writer.previous_immutable(root),
+                                            compiled.immutable, compiled.immutable_where,
+                                            accepted=accept_immutable)
+        if refused:
+            raise SpecError(refused)
+        if report_format != "json":
+            _warn(tuple(risky))
+        left_behind = writer.left_behind_claims(root, compiled.claims)
+        changes = writer.plan_changes(root, compiled.files, manifest)
+        warnings = writer.check_ownership(root, compiled.files, force=force, stack=stack,
+                                          spec_name=Path(spec).name)
+        writer.apply_changes(root, changes, manifest)
     counts = _counts(changes)
     spec_warnings = [w.render("warning") for w in (*compiled.warnings, *risky)]
     result = {"command": "build", "spec": spec, "outputDir": out, "files": files, **counts,
               "warnings": spec_warnings}
-    warnings = writer.check_ownership(root, compiled.files, force=force, stack=stack,
-                                      spec_name=Path(spec).name)
-    writer.apply_changes(root, changes)
     kept = [f"left behind: PersistentVolumeClaim {claim} is no longer in the spec; Argo CD, "
             "Flux and Helm keep model caches, delete it by hand when unneeded"
             for claim in left_behind]
@@ -352,22 +389,31 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
 
 
 def _report_check(spec: str, out: str, root: Path, changes: list[Any], files: int,
-                  warnings: tuple[Problem, ...], report_format: str) -> None:
-    """What `build --check` says, whether a compile or a build memo found the answer."""
+                  warnings: tuple[Problem, ...], report_format: str,
+                  interrupted: str | None) -> None:
+    """What `build --check` says, whether a compile or a build memo found the answer;
+    `interrupted`: what an interrupted build left, which is drift even when every file
+    happens to match."""
     from .diffing import unified_diff
 
     counts = _counts(changes)
-    drift = bool(changes)
+    drift = bool(changes or interrupted)
     result = {"command": "build --check", "spec": spec, "outputDir": out, "files": files,
               **counts, "warnings": [w.render("warning") for w in warnings]}
     rerun = f"modelapi-compile build -f {spec} -o {out}"
     if report_format == "json":
-        click.echo(json.dumps({**result, "drift": drift}, indent=2))
+        click.echo(json.dumps({**result, "drift": drift, "interrupted": interrupted},
+                              indent=2))
     elif report_format == "github":
         for change in changes:
             click.echo(_drift_annotation(root, change, rerun))
-    elif drift:
+        if interrupted:
+            click.echo(f"::error title=modelapi-compile build --check::{interrupted}; run: "
+                       f"{rerun}")
+    elif changes:
         click.echo(unified_diff(changes, colour=_use_colour()), nl=False)
+    if interrupted:
+        click.echo(f"modelapi-compile: {interrupted}; run: {rerun}", err=True)
     if drift:
         verb = "differs" if len(changes) == 1 else "differ"
         click.echo(f"{out} is out of date: {plural(len(changes), 'file')} {verb} "
@@ -423,8 +469,13 @@ def diff(spec: str, out: str, no_helm: bool, semantic: bool, bookkeeping: bool,
     spec_bytes = Path(spec).read_bytes() if spec != "-" else b""
     manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name,
                                     compiled.base.name, compiled.claims)
-    changes = [c for c in writer.plan_changes(Path(out), compiled.files, manifest)
-               if bookkeeping or not is_bookkeeping(c.path)]
+    with writer.locked(Path(out), exclusive=False):
+        planned = writer.plan_changes(Path(out), compiled.files, manifest)
+        interrupted = writer.unfinished(Path(out))
+    if interrupted:
+        click.echo(f"modelapi-compile: {interrupted}; `build` completes the switch",
+                   err=True)
+    changes = [c for c in planned if bookkeeping or not is_bookkeeping(c.path)]
     documents = compiled.files.documents
     if semantic:  # files whose objects are equal are no change
         changes = [c for c in changes if semantic_changes(c, documents) is not None]

@@ -143,7 +143,7 @@ class Verdict:
 def up_to_date(inputs: Inputs, root: Path) -> Verdict | None:
     """A Verdict when a memo proves `root` is exactly what a full compile of `inputs` wants;
     None whenever that is not certain (the caller then compiles)."""
-    if any((root / name).exists() for name in _UNFINISHED):
+    if any(os.path.lexists(root / name) for name in _UNFINISHED):
         return None  # the full path finishes the interrupted switch first
     entry_path = _entry_path(inputs.key())
     try:

@@ -18,7 +18,6 @@ from .loader import Positions
 from .problems import Path, Problem, did_you_mean
 from .spec import Agent, ModelAPI, PodOptions, StackSpec
 
-SECRETISH = re.compile(r"(key|token|password|passwd|secret|credential)", re.IGNORECASE)
 COMPILER_LABEL_PREFIXES = ("app.kubernetes.io/", "modelapi.dev/")
 _QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                              r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -104,12 +103,7 @@ def pod_option_problems(options: PodOptions, kind: str, at: Path, spec: StackSpe
                 yield positions.problem((*at, field, j, key), f"duplicate {key} '{value}'",
                                         f"{field}[{first[value]}] already uses it")
             first.setdefault(value, j)
-    for j, env in enumerate(options.env):
-        if env.value is not None and SECRETISH.search(env.name):
-            yield positions.problem(
-                (*at, "env", j, "value"),
-                f"'{env.name}' looks like a secret and its value is written in the spec",
-                "use valueFrom: {secretKeyRef: {name: <secret>, key: <key>}}")
+    for j, env in enumerate(options.env):  # secret values: secret_values.py, on every string
         if env.name in env_names:
             yield positions.problem((*at, "env", j, "name"), f"{env.name} is set by the compiler",
                                     "remove it; the spec's own fields decide it")

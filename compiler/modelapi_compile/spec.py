@@ -844,6 +844,9 @@ class StackSpec(Model):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     cluster: Cluster = Field(default_factory=Cluster)
     secrets: Secrets = Field(default_factory=Secrets)
+    not_secrets: list[str] = Field(
+        default_factory=list, description="values the secret check refuses that are not "
+        "secrets (false positives), each written exactly as in the spec")
 
 
 class Metadata(Model):

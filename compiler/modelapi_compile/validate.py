@@ -14,12 +14,19 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .limits import environment_name_problems, map_limit_problems
 from .loader import Document, Positions
 from .model_sources import source_problems
 from .patch import apply_patch
-from .pod_options import SECRETISH, autoscaling_problems, pod_option_problems
+from .pod_options import autoscaling_problems, pod_option_problems
 from .problems import Path, Problem, SpecError, did_you_mean
-from .secret_values import secret_paths
+from .secret_values import (
+    NOT_A_SECRET,
+    SECRETISH,
+    secret_paths,
+    spec_secret_findings,
+    unused_allowances,
+)
 from .spec import ACCELERATORS, API_VERSION, KIND, Litellm, ModelAPI, ModelStack, NetworkAddress
 
 DEFAULT_ENVIRONMENT = "default"
@@ -77,6 +84,8 @@ def validate_document(document: Document) -> ValidatedSpec:
                                            f"start with 'apiVersion: {API_VERSION}'")])
     _check_header(data, positions)
     stack, problems = _validate_leniently(data, positions)
+    secrets = list(_spec_secret_problems(data, positions))
+    problems.extend(map_limit_problems(data, positions))
     environments = []
     warnings = set(_warnings(stack, positions)) if stack is not None else set()
     if stack is not None and not stack.spec.environments:
@@ -94,15 +103,29 @@ def validate_document(document: Document) -> ValidatedSpec:
             continue  # a spec too broken to merge onto: its field errors say why
         env_stack, env_problems = _validate_leniently(merged, merged_positions)
         problems.extend(env_problems)
+        problems.extend(map_limit_problems(merged, merged_positions))
         if env_stack is not None and stack is not None:
             warnings.update(_warnings(env_stack, merged_positions))
             namespace = env.get("namespace") if isinstance(env.get("namespace"), str) else None
             environments.append(EnvironmentSpec(env["name"], namespace or stack.spec.namespace,
                                                 env_stack))
+    # Once per place: a value a field's own rule refused is not reported again as a shape.
+    taken = {(p.line, p.column) for p in problems}
+    problems.extend(p for p in secrets if (p.line, p.column) not in taken)
     if problems or stack is None:
         raise SpecError(problems)
     return ValidatedSpec(positions.file, stack, tuple(environments), positions,
                          tuple(sorted(warnings)))
+
+
+def _spec_secret_problems(data: dict[str, Any], positions: Positions) -> Iterator[Problem]:
+    """Every string of the document (environment patches included) that looks like a secret
+    value, and every notSecrets entry that accepts nothing."""
+    for path, message, hint in spec_secret_findings(data):
+        yield positions.problem(path, message, hint)
+    for path, value in unused_allowances(data):
+        yield positions.problem(path, f"'{value}' is not a value the secret check refuses",
+                                "remove it from notSecrets")
 
 
 def _warnings(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
@@ -350,6 +373,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
     yield from _unique_names("modelAPIs", [a.name for a in spec.model_apis], positions)
     yield from _unique_names("agents", [a.name for a in spec.agents], positions)
     yield from _unique_names("environments", [e.name for e in spec.environments], positions)
+    yield from environment_name_problems(stack, positions)
     for field, names in (("modelAPIs", [a.name for a in spec.model_apis]),
                          ("agents", [a.name for a in spec.agents])):
         yield from _reserved_names(field, names, positions)
@@ -394,7 +418,8 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
             yield from _shared_claim_problems(api, ("spec", "modelAPIs", i, "vllm"), positions)
         if api.litellm:
             yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
-                                         positions, spec.cluster.network_policies, unknown)
+                                         positions, spec.cluster.network_policies, unknown,
+                                         frozenset(spec.not_secrets))
         if api.vllm:
             yield from source_problems(api.vllm, ("spec", "modelAPIs", i, "vllm"), positions)
         workload = api.vllm or api.litellm or api.ollama
@@ -497,7 +522,8 @@ def _name_length(stack: str, name: str, at: Path, positions: Positions) -> Itera
 
 def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
                       positions: Positions, network_policies: bool,
-                      unknown: frozenset[str] = frozenset()) -> Iterator[Problem]:
+                      unknown: frozenset[str] = frozenset(),
+                      allowed: frozenset[str] = frozenset()) -> Iterator[Problem]:
     assert api.litellm
     aliases = served_models(api)
     for i, entry in enumerate(api.litellm.models):
@@ -527,8 +553,9 @@ def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
                     (*at, "models", i, "params", key),
                     f"litellm_params.{key} is computed from backend, url and apiKeySecret",
                     "remove it here; set backend/url, model or apiKeySecret", key=True)
-        yield from _secret_problems(entry.params, (*at, "models", i, "params"), positions)
-    yield from _secret_problems(litellm.settings, (*at, "settings"), positions)
+        yield from _secret_problems(entry.params, (*at, "models", i, "params"), positions,
+                                    allowed)
+    yield from _secret_problems(litellm.settings, (*at, "settings"), positions, allowed)
     yield from _scaling_problems(litellm, at, positions)
     if litellm.database is not None:
         yield from _address_problems(litellm.database, (*at, "database"), positions)
@@ -558,13 +585,15 @@ def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
                                         "name another model")
 
 
-def _secret_problems(value: dict[str, Any], at: Path, positions: Positions
-                     ) -> Iterator[Problem]:
+def _secret_problems(value: dict[str, Any], at: Path, positions: Positions,
+                     allowed: frozenset[str]) -> Iterator[Problem]:
     for path, key in secret_paths(value):
+        if _at(value, path) in allowed:
+            continue
         yield positions.problem(
             (*at, *path), f"'{key}' holds what looks like a secret value",
             "secret values never go in the spec: write os.environ/<VARIABLE> and set the "
-            "variable from a Secret")
+            "variable from a Secret" + NOT_A_SECRET)
 
 
 def scaled_out(litellm: Litellm) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .kubeschemas import SchemaCatalog, SchemaNotFound
+from .limits import object_problems
 from .pod_security import ROOT_OPT_OUT, violations
 from .problems import Problem, SpecError, format_path
 from .resolved import K8s, ResolvedStack
@@ -113,6 +114,10 @@ def _policy_problems(env: str, objects: list[K8s], validated: ValidatedSpec,
         if obj.get("kind") == "Secret":
             yield Problem(validated.file, line, column, _describe(env, obj),
                           "the build would write a Secret", "reference Secrets by name")
+        for message in object_problems(obj):
+            yield Problem(validated.file, line, column, _describe(env, obj),
+                          f"the API server would refuse it: {message}",
+                          f"make the values of {declared} smaller")
         if obj.get("kind") not in ("Deployment", "StatefulSet"):
             continue
         template = obj["spec"]["template"]
