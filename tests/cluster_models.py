@@ -6,8 +6,8 @@ Kustomize produced) and decides what the cluster would do, following the documen
 - `NetworkPolicies`: the CNI's evaluation of networking.k8s.io/v1 NetworkPolicy (a pod is
   isolated for a direction once any policy with that policyType selects it; then a
   connection is allowed only if some rule of some such policy admits the peer and port).
-- `pod_fits`: the scheduler's node filters for node labels (nodeSelector and required node
-  affinity), taints against tolerations, and extended resources.
+
+Scheduling is not modelled: the real kube-scheduler decides it (tests/control_plane.py).
 """
 
 from __future__ import annotations
@@ -175,69 +175,6 @@ def pod_of(workload: Obj, ip: str | None = None) -> Pod:
 
 def by_kind(objects: Iterable[Obj], kind: str) -> dict[str, Obj]:
     return {o["metadata"]["name"]: o for o in objects if o.get("kind") == kind}
-
-
-# --- scheduling ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    labels: dict[str, str]
-    taints: tuple[Obj, ...] = ()
-    allocatable: dict[str, int] = field(default_factory=dict)
-
-
-def _tolerates(toleration: Obj, taint: Obj) -> bool:
-    if toleration.get("effect") and toleration["effect"] != taint["effect"]:
-        return False
-    operator = toleration.get("operator", "Equal")
-    if not toleration.get("key"):
-        return operator == "Exists"  # an empty key with Exists tolerates everything
-    if toleration["key"] != taint["key"]:
-        return False
-    return operator == "Exists" or toleration.get("value", "") == taint.get("value", "")
-
-
-def _node_affinity_matches(pod: Obj, labels: dict[str, str]) -> bool:
-    required = (((pod.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if not required:
-        return True
-    for term in required.get("nodeSelectorTerms") or []:
-        if all(_requirement(r, labels) for r in term.get("matchExpressions") or []):
-            return True
-    return False
-
-
-def _requirement(requirement: Obj, labels: dict[str, str]) -> bool:
-    key, operator = requirement["key"], requirement["operator"]
-    values = requirement.get("values") or []
-    if operator in ("Gt", "Lt"):
-        if key not in labels:
-            return False
-        have, bound = int(labels[key]), int(values[0])
-        return have > bound if operator == "Gt" else have < bound
-    return selector_matches({"matchExpressions": [requirement]}, labels)
-
-
-def pod_fits(pod: Obj, node: Node) -> list[str]:
-    """Why the scheduler would not place `pod` (a pod spec) on `node`; [] if it fits."""
-    reasons = []
-    for key, value in (pod.get("nodeSelector") or {}).items():
-        if node.labels.get(key) != value:
-            reasons.append(f"nodeSelector {key}={value}")
-    if not _node_affinity_matches(pod, node.labels):
-        reasons.append("required node affinity")
-    for taint in node.taints:
-        if taint["effect"] in ("NoSchedule", "NoExecute") and not any(
-                _tolerates(t, taint) for t in pod.get("tolerations") or []):
-            reasons.append(f"untolerated taint {taint['key']}:{taint['effect']}")
-    for container in pod.get("containers") or []:
-        for resource, amount in ((container.get("resources") or {}).get("limits") or {}).items():
-            if "/" in resource and int(amount) > node.allocatable.get(resource, 0):
-                reasons.append(f"insufficient {resource}")
-    return reasons
 
 
 # --- Argo CD sync waves with WaitForFirstConsumer storage ------------------------------------

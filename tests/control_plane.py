@@ -156,3 +156,70 @@ def wrong_nodes(client: Client, report: Report) -> list[str]:
 __all__ = ["argocd_apply", "delete_namespaces", "describe", "flux_apply",
            "flux_kustomizations", "gitops_objects", "nodes_for", "settle",
            "start_control_plane", "wrong_nodes"]
+
+
+FIT_NAMESPACE = "fit-check"
+
+
+def _bare_pod(name: str, template: K8s, node: str) -> K8s:
+    """The pod spec alone, pinned to one node, without what needs other objects (claims,
+    ConfigMaps, its ServiceAccount): what is left is what the scheduler weighs for GPUs."""
+    spec = {k: v for k, v in template.items()
+            if k not in ("volumes", "serviceAccountName", "initContainers")}
+    spec["containers"] = [{k: v for k, v in c.items() if k != "volumeMounts"}
+                          for c in template["containers"]]
+    spec["nodeSelector"] = {**(template.get("nodeSelector") or {}),
+                            "kubernetes.io/hostname": node}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": FIT_NAMESPACE}, "spec": spec}
+
+
+def pods_fit(plane: LocalControlPlane, pairs: list[tuple[K8s, K8s]], timeout: float = 120
+             ) -> list[list[str]]:
+    """For each (pod spec, Node), why the real kube-scheduler does not bind the pod to that
+    node ([] when it does): each pod is pinned to its node by hostname and the scheduler's
+    filters (node selector and affinity, taints, resources) decide. Nodes are made and removed
+    here; they carry names no other test uses."""
+    client = plane.client
+    assert client is not None
+    client.apply({"apiVersion": "v1", "kind": "Namespace",
+                  "metadata": {"name": FIT_NAMESPACE}}, manager="test")
+    nodes = {n["metadata"]["name"]: n for _, n in pairs}
+    for node in nodes.values():
+        node = {**node, "metadata": {**node["metadata"],
+                                     "annotations": {"kwok.x-k8s.io/node": "fake"}}}
+        client.create(node)
+    names = [f"fit-{i}" for i in range(len(pairs))]
+    try:
+        for name, (template, node) in zip(names, pairs, strict=True):
+            client.create(_bare_pod(name, template, node["metadata"]["name"]))
+        verdicts: dict[str, list[str]] = {}
+        deadline = time.monotonic() + timeout
+        while len(verdicts) < len(names):
+            assert time.monotonic() < deadline, "the scheduler did not decide in time"
+            for pod in client.list("v1", "Pod", FIT_NAMESPACE):
+                name = pod["metadata"]["name"]
+                conditions = (pod.get("status") or {}).get("conditions") or []
+                scheduled = [c for c in conditions if c.get("type") == "PodScheduled"]
+                if pod["spec"].get("nodeName"):
+                    verdicts[name] = []
+                elif scheduled and scheduled[0].get("reason") == "Unschedulable":
+                    verdicts[name] = [scheduled[0].get("message", "unschedulable")]
+            time.sleep(0.3)
+        return [verdicts[name] for name in names]
+    finally:
+        delete_namespaces(plane, {FIT_NAMESPACE})
+        for name in nodes:
+            client.delete({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+
+
+def node(name: str, labels: dict[str, str], taints: tuple[K8s, ...] | list[K8s],
+         gpus: int) -> K8s:
+    """A Node with `gpus` nvidia.com/gpu (and room for any CPU and memory request)."""
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {**labels, "kubernetes.io/hostname": name}},
+            "spec": {"taints": list(taints)},
+            "status": {"allocatable": {"cpu": "256", "memory": "2Ti", "pods": "110",
+                                       "nvidia.com/gpu": str(gpus)},
+                       "capacity": {"cpu": "256", "memory": "2Ti", "pods": "110",
+                                    "nvidia.com/gpu": str(gpus)}}}

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cluster_models import Node, by_kind, pod_fits, workloads
+from cluster_models import by_kind, workloads
 from conftest import ENGINES, Rendered, render_spec
+from control_plane import node, pods_fit
 from modelapi_compile.cli import cli
 from modelapi_compile.spec import ACCELERATORS
 from modelapi_compile.verify import load_yaml_documents
@@ -245,35 +246,37 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"
 SPOT_TAINT = {"key": "example.com/spot", "value": "true", "effect": "NoSchedule"}
 
 
-def _karpenter_node(name: str, gpu: str, memory: int, *taints: dict[str, str]) -> Node:
-    return Node(name, {"karpenter.k8s.aws/instance-gpu-name": gpu,
+def _karpenter_node(name: str, gpu: str, memory: int, *taints: dict[str, str]
+                    ) -> dict[str, Any]:
+    return node(name, {"karpenter.k8s.aws/instance-gpu-name": gpu,
                        "karpenter.k8s.aws/instance-gpu-memory": str(memory)},
-                (GPU_TAINT, *taints), {"nvidia.com/gpu": 8})
+                (GPU_TAINT, *taints), 8)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_user_tolerations_add_to_the_gpu_toleration(rendered: Rendered, engine: str) -> None:
+def test_user_tolerations_add_to_the_gpu_toleration(rendered: Rendered, engine: str,
+                                                    control_plane: Any) -> None:
     big = _pod(by_kind(rendered[engine]["prod"], "StatefulSet")["fit-big"])
-    spot = _karpenter_node("p4de-spot", "a100", 81920, SPOT_TAINT)
-    on_demand = _karpenter_node("p4de", "a100", 81920)
-    assert pod_fits(big, spot) == []
-    assert pod_fits(big, on_demand) == []
+    spot = _karpenter_node(f"p4de-spot-{engine}", "a100", 81920, SPOT_TAINT)
+    on_demand = _karpenter_node(f"p4de-{engine}", "a100", 81920)
+    assert pods_fit(control_plane, [(big, spot), (big, on_demand)]) == [[], []]
     assert SPOT in big["tolerations"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_karpenter_keeps_an_80gb_model_off_40gb_nodes(rendered: Rendered, engine: str) -> None:
+def test_karpenter_keeps_an_80gb_model_off_40gb_nodes(rendered: Rendered, engine: str,
+                                                      control_plane: Any) -> None:
     objects = {w["metadata"]["name"]: _pod(w) for w in workloads(rendered[engine]["prod"])}
-    p4d = _karpenter_node("p4d.24xlarge", "a100", 40960)
-    p4de = _karpenter_node("p4de.24xlarge", "a100", 81920)
-    assert pod_fits(objects["fit-big"], p4de) == []
-    assert pod_fits(objects["fit-big"], p4d)  # rejected
-    assert pod_fits(objects["fit-single"], p4d) == []
-    assert pod_fits(objects["fit-single"], p4de)
-    g6f = _karpenter_node("g6f.large", "l4", 2861)  # a fraction of an L4
-    g6 = _karpenter_node("g6.xlarge", "l4", 22888)
-    assert pod_fits(objects["fit-shared"], g6) == []
-    assert pod_fits(objects["fit-shared"], g6f)
+    p4d = _karpenter_node(f"p4d-{engine}", "a100", 40960)
+    p4de = _karpenter_node(f"p4de-{engine}", "a100", 81920)
+    g6f = _karpenter_node(f"g6f-{engine}", "l4", 2861)  # a fraction of an L4
+    g6 = _karpenter_node(f"g6-{engine}", "l4", 22888)
+    verdicts = pods_fit(control_plane, [
+        (objects["fit-big"], p4de), (objects["fit-big"], p4d),
+        (objects["fit-single"], p4d), (objects["fit-single"], p4de),
+        (objects["fit-shared"], g6), (objects["fit-shared"], g6f)])
+    fits = [not reasons for reasons in verdicts]
+    assert fits == [True, False, True, False, True, False], verdicts
 
 
 # Real GPU nodes of each labelling convention: (the GPU it has, its labels). Karpenter values
@@ -317,20 +320,26 @@ def _accelerator_spec() -> str:
 
 
 def test_every_accelerator_lands_only_on_its_gpu_in_every_convention(
-        helm: Any, kustomize: Any, tmp_path: Path) -> None:
+        helm: Any, kustomize: Any, tmp_path: Path, control_plane: Any) -> None:
+    """Every pod against every node of every fleet, judged by the real scheduler."""
     rendered = render_spec(_accelerator_spec(), tmp_path, helm, kustomize)
     for engine in ENGINES:
+        pairs, expected = [], []
         for convention, fleet in FLEETS.items():
             pods = {w["metadata"]["name"].removeprefix("gpus-"): _pod(w)
                     for w in workloads(rendered[engine][convention])}
             offered = {n for n, c in ACCELERATORS.items() if convention in c}
             assert set(pods) == offered, convention
-            nodes = [(gpu, Node(f"{convention}-{i}", labels, (GPU_TAINT,),
-                                {"nvidia.com/gpu": 8}))
+            nodes = [(gpu, node(f"{engine}-{convention}-{i}", labels, (GPU_TAINT,), 8))
                      for i, (gpu, labels) in enumerate(fleet)]
             for accelerator, pod in pods.items():
-                fits = {gpu for gpu, node in nodes if pod_fits(pod, node) == []}
-                assert fits == {accelerator}, (engine, convention, accelerator, fits)
+                for gpu, candidate in nodes:
+                    pairs.append((pod, candidate))
+                    expected.append((convention, accelerator, gpu, gpu == accelerator))
+        verdicts = pods_fit(control_plane, pairs)
+        wrong = [(case, reasons) for case, reasons in zip(expected, verdicts, strict=True)
+                 if case[3] != (reasons == [])]
+        assert wrong == [], (engine, wrong[:5])
 
 
 # --- item 17: shared memory and Ollama -------------------------------------------------------

@@ -1,6 +1,7 @@
 """Issue 13, done when: the platform stack (tests/cases/valid/platform.yaml) builds, and for
 the objects Helm and Kustomize render for each of its environments none of the first-deploy
-and at-scale failures holds, judged by the controller models of tests/cluster_models.py."""
+and at-scale failures holds, judged by the real scheduler (tests/control_plane.py) and,
+where nothing real runs here, the controller models of tests/cluster_models.py."""
 
 from __future__ import annotations
 
@@ -12,17 +13,16 @@ import pytest
 from cluster_models import (
     Address,
     NetworkPolicies,
-    Node,
     Pod,
     argocd_sync,
     by_kind,
     deleted_by,
-    pod_fits,
     pod_of,
     selector_matches,
     workloads,
 )
 from conftest import CASES, ENGINES, Rendered, render_spec
+from control_plane import node, pods_fit
 from modelapi_compile.pod_security import level_violations
 from modelapi_compile.verify import load_yaml_documents
 from test_cluster_workloads import (
@@ -92,7 +92,8 @@ def test_none_of_the_first_deploy_failures(rendered: Rendered, folder: Path) -> 
             assert secret != "litellm-master", where
 
 
-def test_none_of_the_failures_at_scale(rendered: Rendered, folder: Path) -> None:
+def test_none_of_the_failures_at_scale(rendered: Rendered, folder: Path,
+                                      control_plane: Any) -> None:
     for engine, env, objects in _cases(rendered):
         where = (engine, env)
         # 7: no Deployment is declared failed during a normal model load
@@ -111,26 +112,28 @@ def test_none_of_the_failures_at_scale(rendered: Rendered, folder: Path) -> None
             workload = next(w for w in workloads(objects) if w["metadata"]["name"] == name)
             assert _lowest_available(workload) >= workload["spec"]["replicas"] - 1, where
         assert _lowest_available(by_kind(objects, "Deployment")["platform-qwen"]) == 3
-        # 10 and 11: the GPU pods fit the GPU nodes of the environment and only those
+        # 10 and 11: the GPU pods fit the GPU nodes of the environment and only those (the
+        # real scheduler decides)
         big = by_kind(objects, "StatefulSet")["platform-llama70b"]["spec"]["template"]["spec"]
         if env == "eks":
             spot = {"key": "karpenter.sh/capacity-type", "value": "spot",
                     "effect": "NoSchedule"}
             labels = {"karpenter.k8s.aws/instance-gpu-name": "a100"}
-            p4de = Node("p4de", {**labels, "karpenter.k8s.aws/instance-gpu-memory": "81920"},
-                        (GPU_TAINT, spot), {"nvidia.com/gpu": 8})
-            p4d = Node("p4d", {**labels, "karpenter.k8s.aws/instance-gpu-memory": "40960"},
-                       (GPU_TAINT, spot), {"nvidia.com/gpu": 8})
-            assert pod_fits(big, p4de) == [], where
-            assert pod_fits(big, p4d), where
+            right = node(f"p4de-{engine}-{env}", {**labels,
+                                            "karpenter.k8s.aws/instance-gpu-memory": "81920"},
+                         (GPU_TAINT, spot), 8)
+            wrong = node(f"p4d-{engine}-{env}", {**labels,
+                                           "karpenter.k8s.aws/instance-gpu-memory": "40960"},
+                         (GPU_TAINT, spot), 8)
         else:
-            a2 = Node("a2-ultragpu-4g", {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
-                      (GPU_TAINT,), {"nvidia.com/gpu": 4})
-            a2_40 = Node("a2-highgpu-4g", {"cloud.google.com/gke-accelerator":
-                                           "nvidia-tesla-a100"}, (GPU_TAINT,),
-                         {"nvidia.com/gpu": 4})
-            assert pod_fits(big, a2) == [], where
-            assert pod_fits(big, a2_40), where
+            right = node(f"a2-ultragpu-4g-{engine}",
+                         {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
+                         (GPU_TAINT,), 4)
+            wrong = node(f"a2-highgpu-4g-{engine}",
+                         {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"},
+                         (GPU_TAINT,), 4)
+        fit_right, fit_wrong = pods_fit(control_plane, [(big, right), (big, wrong)])
+        assert fit_right == [] and fit_wrong, where
         # 12: model caches survive pruning by every tool
         caches = list(by_kind(objects, "PersistentVolumeClaim").values())
         assert caches, where
