@@ -286,11 +286,13 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
 
     root = Path(out)
     inputs = _memo_inputs(spec, no_helm)
+    placement = _placement_warnings(spec, root, inputs)
     if check and inputs is not None and (verdict := memo.up_to_date(inputs, root)):
         # A memo proves a full compile would find no drift: report exactly what it would.
+        shown = (*verdict.warnings, *placement)
         if report_format != "json":
-            _warn(verdict.warnings)
-        _report_check(spec, out, root, [], verdict.files + 1, verdict.warnings, report_format)
+            _warn(shown)
+        _report_check(spec, out, root, [], verdict.files + 1, shown, report_format)
         return
 
     progress = Progress(started=STARTED)  # the half second counts from the process start
@@ -303,8 +305,9 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
         progress("write")
     finally:
         progress.done()
+    shown = (*compiled.warnings, *placement)
     if report_format != "json":
-        _warn(compiled.warnings)
+        _warn(shown)
     spec_bytes = inputs.spec_bytes if inputs else b""
     stack = compiled.base.name
     manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name, stack,
@@ -316,10 +319,10 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     changes = writer.plan_changes(root, compiled.files, manifest)
     files = len(compiled.files) + 1  # and the build manifest
     if check:
-        _report_check(spec, out, root, changes, files, compiled.warnings, report_format)
+        _report_check(spec, out, root, changes, files, shown, report_format)
         return
     counts = _counts(changes)
-    spec_warnings = [w.render("warning") for w in compiled.warnings]
+    spec_warnings = [w.render("warning") for w in shown]
     result = {"command": "build", "spec": spec, "outputDir": out, "files": files, **counts,
               "warnings": spec_warnings}
     warnings = writer.check_ownership(root, compiled.files, force=force, stack=stack,
@@ -337,6 +340,19 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     click.echo(f"wrote {out}: {plural(files, 'file')}; {_count_text(counts)}")
     for line in kept:
         click.echo(line)
+
+
+def _placement_warnings(spec: str, root: Path, inputs: Any) -> tuple[Problem, ...]:
+    """Whether `root` is where the spec's Applications and Kustomizations look."""
+    from .repo_layout import gitops_path_warning
+
+    if inputs is None:
+        return ()  # a spec on stdin: the compile reports what is wrong with it
+    try:
+        warning = gitops_path_warning(spec, inputs.spec_bytes, root)
+    except SpecError:
+        return ()  # the compile reports it
+    return (warning,) if warning else ()
 
 
 def _report_check(spec: str, out: str, root: Path, changes: list[Any], files: int,
@@ -681,14 +697,14 @@ def _split(text: str) -> list[str]:
 @click.option("--name", default="litellm-proxy", show_default=True,
               help="name of the imported LiteLLM proxy modelAPI")
 @click.option("--stack", default="imported", show_default=True, help="metadata.name")
-@click.option("--namespace", default="default", show_default=True, help="spec.namespace")
+@click.option("--namespace", help="spec.namespace (default: the stack name)")
 @click.option("--force", is_flag=True, help="overwrite SPEC if it exists")
 @click.option("--in-cluster", is_flag=True,
               help="run the Ollama and vLLM servers that routes reach at local or in-cluster "
                    "addresses as modelAPIs of the spec (default: keep each route as written)")
 @_format_option(["text", "json"], "problems and the result")
 @_guarded
-def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str,
+def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str | None,
             force: bool, in_cluster: bool, report_format: str) -> None:
     """Make a spec from a LiteLLM config.yaml and ModelAPI / Agent documents."""
     from .importer import import_spec

@@ -20,7 +20,16 @@ from .patch import apply_patch
 from .pod_options import SECRETISH, autoscaling_problems, pod_option_problems
 from .problems import Path, Problem, SpecError, did_you_mean
 from .secret_values import secret_paths
-from .spec import ACCELERATORS, API_VERSION, KIND, Litellm, ModelAPI, ModelStack, NetworkAddress
+from .spec import (
+    ACCELERATORS,
+    API_VERSION,
+    DEFAULT_NAMESPACE,
+    KIND,
+    Litellm,
+    ModelAPI,
+    ModelStack,
+    NetworkAddress,
+)
 
 DEFAULT_ENVIRONMENT = "default"
 _SECRETISH = SECRETISH
@@ -40,6 +49,13 @@ class EnvironmentSpec:
     name: str
     namespace: str
     stack: ModelStack
+
+    @property
+    def shared_namespace(self) -> bool:
+        """Whether other workloads live in the namespace: as the (patched) spec says, else
+        only for `default`."""
+        declared = self.stack.spec.shared_namespace
+        return self.namespace == DEFAULT_NAMESPACE if declared is None else declared
 
 
 @dataclass(frozen=True)
@@ -342,6 +358,24 @@ def served_models(api: ModelAPI) -> list[str]:
     return list(dict.fromkeys(m.name for m in api.litellm.models))
 
 
+def _flux_destination_problems(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
+    """An environment that Argo CD sends to another cluster must go there under Flux too:
+    without a kubeconfig, Flux would apply it into its own cluster."""
+    gitops = stack.spec.gitops
+    if gitops is None or not gitops.flux.enabled:
+        return
+    for i, environment in enumerate(stack.spec.environments):
+        destination = environment.destination
+        cluster = destination.server or destination.name
+        if cluster and destination.kube_config_secret is None:
+            yield positions.problem(
+                ("spec", "environments", i, "destination"),
+                f"environment '{environment.name}' goes to cluster {cluster} under Argo CD, "
+                "but Flux has no kubeconfig for it and would apply it into its own cluster",
+                "add destination.kubeConfigSecret: {name, key} of a Secret in the Flux "
+                "namespace holding that cluster's kubeconfig, or disable gitops.flux")
+
+
 def _cross_reference_problems(stack: ModelStack, positions: Positions,
                               unknown: frozenset[str] = frozenset()) -> Iterator[Problem]:
     """Rules across fields. `unknown`: names of items set aside for field errors; a
@@ -362,6 +396,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                 yield positions.problem(("spec", "environments", i, "dependsOn", j),
                                         f"no other environment named '{other}'",
                                         did_you_mean(other, others))
+    yield from _flux_destination_problems(stack, positions)
     argocd = spec.gitops.argocd if spec.gitops else None
     if argocd and argocd.create_project and argocd.project == "default":
         yield positions.problem(("spec", "gitops", "argocd", "project"),
