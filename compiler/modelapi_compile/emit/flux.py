@@ -147,7 +147,7 @@ def rollout_kustomization(plan: GitOpsPlan, env: GitOpsEnvironment, check: Rollo
         "interval": plan.flux.interval,
         "timeout": _timeout(plan, [check]),
         "path": f"./{plan.gitops_path}{ROLLOUTS_DIR}",
-        "prune": False,
+        "prune": plan.flux.prune,  # it applies nothing; the same setting as the others
         "wait": False,
         **_health_checks(env, [check]),
         "sourceRef": _source_ref(plan),
