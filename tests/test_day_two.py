@@ -390,3 +390,47 @@ def test_a_build_into_gitops_path_or_outside_any_repository_does_not_warn(tmp_pa
         result = _build(out)
         assert result.exit_code == 0, result.output
         assert "gitops.path" not in result.output, result.output
+
+
+# ----------------------------------------------------------------- item 8: spec evolution
+
+# Each rule that refuses a spec which used to build: the edit that turns the example into
+# such a spec, the field the refusal names, and what its message tells the user to change.
+REFUSALS = {
+    "Agent keys": (("      apiKeySecret: {name: simple-math-agent-key, key: key}   # its own "
+                    "LiteLLM virtual key\n", ""),
+                   "spec.agents[0].modelAPI", "set apiKeySecret"),
+    "Redis for stateful routing": (("          strategy: simple-shuffle\n",
+                                    "          strategy: least-busy\n"),
+                                   "spec.modelAPIs[2].litellm.router.strategy",
+                                   "add router.redis"),
+    "System namespaces": (("      namespace: agentic-dev\n", "      namespace: kube-system\n"),
+                          "spec.environments[0].namespace",
+                          "deploy the stack into a namespace of its own"),
+    "Flux destinations": (("      namespace: agentic\n",
+                           "      namespace: agentic\n      destination: {server: "
+                           "\"https://prod.example.com\"}\n"),
+                          "spec.environments[1].destination",
+                          "add destination.kubeConfigSecret"),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(REFUSALS))
+def test_each_new_refusal_says_what_to_change_and_is_in_the_changelog(
+        rule: str, tmp_path: Path) -> None:
+    (old, new), field, fix = REFUSALS[rule]
+    text = EXAMPLE.read_text()
+    if rule == "Redis for stateful routing":
+        text = text.replace("        replicas: 1\n        masterKeySecret",
+                            "        replicas: 2\n        masterKeySecret")
+    assert old in text
+    spec = tmp_path / "old.yaml"
+    spec.write_text(text.replace(old, new, 1))
+    result = CliRunner().invoke(cli, ["validate", "-f", str(spec)])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert len(errors) == 1, result.output
+    assert re.match(rf"{re.escape(str(spec))}:\d+:\d+: error: {re.escape(field)}: .+"
+                    rf"{re.escape(fix)}", errors[0]), errors[0]
+    changelog = (REPO / "README.md").read_text().split("## Changelog", 1)[1].split("\n## ")[0]
+    assert f"- **{rule}**" in changelog
