@@ -245,6 +245,17 @@ def test_flux_refuses_an_environment_that_argocd_sends_elsewhere_without_a_kubec
     assert app["spec"]["destination"]["name"] == "prod-eu"
 
 
+@pytest.mark.parametrize("destination", ["{name: in-cluster}",
+                                         "{server: \"https://kubernetes.default.svc\"}"])
+def test_argocds_own_cluster_needs_no_kubeconfig(destination: str, tmp_path: Path) -> None:
+    spec = tmp_path / "local.yaml"
+    spec.write_text(EXAMPLE.read_text().replace(
+        "      namespace: agentic\n",
+        f"      namespace: agentic\n      destination: {destination}\n", 1))
+    prod = compile_spec(str(spec), use_helm=False).gitops["gitops/flux/agentic-prod.yaml"]
+    assert all("kubeConfig" not in k["spec"] for k in prod)
+
+
 # ----------------------------------------------------------------- item 5: Flux waits
 
 

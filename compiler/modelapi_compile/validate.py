@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .emit.argocd import IN_CLUSTER, IN_CLUSTER_NAME
 from .loader import Document, Positions
 from .model_sources import source_problems
 from .patch import apply_patch
@@ -367,6 +368,8 @@ def _flux_destination_problems(stack: ModelStack, positions: Positions) -> Itera
     for i, environment in enumerate(stack.spec.environments):
         destination = environment.destination
         cluster = destination.server or destination.name
+        if cluster in (IN_CLUSTER, IN_CLUSTER_NAME):
+            continue  # Argo CD's own cluster, named explicitly
         if cluster and destination.kube_config_secret is None:
             yield positions.problem(
                 ("spec", "environments", i, "destination"),

@@ -20,6 +20,7 @@ DIR = "gitops/argocd"
 # Deleting the Application then deletes what it deployed, instead of orphaning it.
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 IN_CLUSTER = "https://kubernetes.default.svc"
+IN_CLUSTER_NAME = "in-cluster"  # how Argo CD registers the cluster it runs in
 # Argo CD's documented backoff: rides out a namespace or a CRD that is not there yet.
 RETRY: Obj = {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
 REPLICAS_POINTER = "/spec/replicas"
