@@ -247,6 +247,33 @@ def deleted_by(tool: str, obj: Obj) -> bool:
     raise ValueError(tool)
 
 
+# --- deleting Argo CD Applications and ApplicationSets ----------------------------------------
+
+ARGOCD_RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+
+
+def applicationset_finalizers(appset: Obj) -> list[str]:
+    """The finalizers of each Application the ApplicationSet controller generates: the
+    template's own, or, when it names none, the resources finalizer unless
+    syncPolicy.preserveResourcesOnDeletion is true (Argo CD's RenderTemplateParams)."""
+    own = list(appset["spec"]["template"]["metadata"].get("finalizers") or [])
+    preserve = (appset["spec"].get("syncPolicy") or {}).get("preserveResourcesOnDeletion")
+    if own or preserve:
+        return own
+    return [ARGOCD_RESOURCES_FINALIZER]
+
+
+def deleted_with_application(finalizers: list[str], obj: Obj) -> bool:
+    """Whether deleting an Application (directly, or through its ApplicationSet's owner
+    reference) deletes `obj` that it deployed: only with a resources finalizer (cascading
+    deletion), and never an object whose sync-options carry Delete=false."""
+    if not any(f.startswith(ARGOCD_RESOURCES_FINALIZER) for f in finalizers):
+        return False
+    options = {o.strip() for o in _annotations(obj).get("argocd.argoproj.io/sync-options",
+                                                       "").split(",")}
+    return "Delete=false" not in options
+
+
 # --- every connection at once ----------------------------------------------------------------
 
 

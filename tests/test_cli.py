@@ -411,7 +411,10 @@ def test_interactive_init_re_asks_each_bad_answer_and_suggests_the_gitops_path(
                   for flux_file in (out / "gitops" / "flux").glob("shop-*.yaml")
                   for document in yaml.safe_load_all(flux_file.read_text())
                   if document and document["kind"] == "Kustomization"]
-    assert len(flux_paths) == 2  # dev and prod point at overlays the build wrote
+    # dev and prod point at overlays the build wrote, and their Ollama rollouts at the
+    # folder of health checks
+    assert sorted(flux_paths) == ["./deploy/shop/gitops/flux/rollouts"] * 2 + [
+        "./deploy/shop/overlays/dev", "./deploy/shop/overlays/prod"]
     assert all((tmp_path / path / "kustomization.yaml").is_file() for path in flux_paths)
 
 

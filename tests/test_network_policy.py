@@ -31,6 +31,7 @@ SPECS = {
     "agentic": REPO / "examples" / "agentic.yaml",
     "prodai": CASES / "valid" / "production-gpu.yaml",
     "edges": CASES / "network" / "edges.yaml",
+    "shared": CASES / "network" / "shared.yaml",
 }
 GOLDEN = CASES / "network"
 POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
@@ -50,6 +51,9 @@ def _posture(objects: list[dict[str, Any]]) -> tuple[NetworkPolicies, dict[str, 
                  "policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]}})
     endpoints.update({
         "foreign-pod": Pod(namespace, {"app": "someone-else"}, "10.244.1.1"),
+        # Someone else's pod with no policy of its own: open unless our policies select it.
+        "bystander": Pod(namespace, {"app": "bystander"}, "10.244.1.5",
+                         {"web": (8080, "TCP")}),
         "other-namespace-pod": Pod("elsewhere", {}, "10.244.1.2"),
         "prometheus": Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "10.244.1.3"),
         "kube-dns": Pod("kube-system", {"k8s-app": "kube-dns"}, "10.244.1.4",
@@ -127,6 +131,42 @@ def test_posture_in_plain_words(rendered: dict[str, Rendered], engine: str) -> N
     # DNS for every pod of the stack; nothing else leaves it.
     assert allowed("edges-via-proxy", "kube-dns", 53, "UDP")
     assert not allowed("edges-via-proxy", "public-host", 443)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_stack_in_a_shared_namespace_leaves_the_other_workloads_reachable(
+        rendered: dict[str, Rendered], engine: str) -> None:
+    """`default` (prod) and a namespace the environment's patch declares shared (dev): every
+    connection of the namespace's other pods is as open as without the stack, while the
+    stack's own pods keep exactly their declared edges."""
+    for env in ("dev", "prod"):
+        policies, endpoints, namespace = _posture(rendered["shared"][engine][env])
+        assert namespace == {"dev": "team-tools", "prod": "default"}[env]
+        ports = [(53, "UDP"), (443, "TCP"), (8080, "TCP"), (65000, "TCP")]
+        bystander = endpoints["bystander"]
+        others = [peer for peer in endpoints.values()
+                  if not (isinstance(peer, Pod) and "modelapi.dev/stack" in peer.labels)]
+        for other in others:
+            for port, protocol in ports:
+                assert connection_allowed(policies, other, bystander, port, protocol), (
+                    env, other, port)
+                assert connection_allowed(policies, bystander, other, port, protocol), (
+                    env, other, port)
+        # ...and the stack is still fenced in.
+        assert connection_allowed(policies, endpoints["shared-helper"],
+                                  endpoints["shared-proxy"], 4000)
+        assert not connection_allowed(policies, endpoints["bystander"],
+                                      endpoints["shared-local"], 11434)
+        assert not connection_allowed(policies, endpoints["shared-helper"],
+                                      endpoints["public-host"], 443)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_stack_in_its_own_namespace_isolates_every_pod_there(
+        rendered: dict[str, Rendered], engine: str) -> None:
+    policies, endpoints, _ = _posture(rendered["edges"][engine]["prod"])
+    assert not connection_allowed(policies, endpoints["other-namespace-pod"],
+                                  endpoints["bystander"], 8080)
 
 
 def test_the_model_resolves_named_ports_on_the_destination() -> None:

@@ -314,15 +314,16 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
 
     root = Path(out)
     inputs = _memo_inputs(spec, no_helm)
+    placement = _placement_warnings(spec, root, inputs)
     if check and inputs is not None:
         with writer.locked(root, exclusive=False):
             verdict = memo.up_to_date(inputs, root)
         if verdict:
             # A memo proves a full compile would find no drift: report exactly what it would.
+            shown = (*verdict.warnings, *placement)
             if report_format != "json":
-                _warn(verdict.warnings)
-            _report_check(spec, out, root, [], verdict.files + 1, verdict.warnings,
-                          report_format, None)
+                _warn(shown)
+            _report_check(spec, out, root, [], verdict.files + 1, shown, report_format, None)
             return
 
     progress = Progress(started=STARTED)  # the half second counts from the process start
@@ -335,8 +336,9 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
         progress("write")
     finally:
         progress.done()
+    shown = (*compiled.warnings, *placement)
     if report_format != "json":
-        _warn(compiled.warnings)
+        _warn(shown)
     spec_bytes = inputs.spec_bytes if inputs else b""
     stack = compiled.base.name
     manifest = writer.manifest_text(compiled.files, spec_bytes, Path(spec).name, stack,
@@ -349,8 +351,7 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
         with writer.locked(root, exclusive=False):
             changes = writer.plan_changes(root, compiled.files, manifest)
             interrupted = writer.unfinished(root)
-        _report_check(spec, out, root, changes, files, compiled.warnings, report_format,
-                      interrupted)
+        _report_check(spec, out, root, changes, files, shown, report_format, interrupted)
         return
     from .immutable import problems as immutable_problems
 
@@ -371,7 +372,7 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
                                           spec_name=Path(spec).name)
         writer.apply_changes(root, changes, manifest)
     counts = _counts(changes)
-    spec_warnings = [w.render("warning") for w in (*compiled.warnings, *risky)]
+    spec_warnings = [w.render("warning") for w in (*shown, *risky)]
     result = {"command": "build", "spec": spec, "outputDir": out, "files": files, **counts,
               "warnings": spec_warnings}
     kept = [f"left behind: PersistentVolumeClaim {claim} is no longer in the spec; Argo CD, "
@@ -386,6 +387,19 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     click.echo(f"wrote {out}: {plural(files, 'file')}; {_count_text(counts)}")
     for line in kept:
         click.echo(line)
+
+
+def _placement_warnings(spec: str, root: Path, inputs: Any) -> tuple[Problem, ...]:
+    """Whether `root` is where the spec's Applications and Kustomizations look."""
+    from .repo_layout import gitops_path_warning
+
+    if inputs is None:
+        return ()  # a spec on stdin: the compile reports what is wrong with it
+    try:
+        warning = gitops_path_warning(spec, inputs.spec_bytes, root)
+    except SpecError:
+        return ()  # the compile reports it
+    return (warning,) if warning else ()
 
 
 def _report_check(spec: str, out: str, root: Path, changes: list[Any], files: int,
@@ -744,14 +758,14 @@ def _split(text: str) -> list[str]:
 @click.option("--name", default="litellm-proxy", show_default=True,
               help="name of the imported LiteLLM proxy modelAPI")
 @click.option("--stack", default="imported", show_default=True, help="metadata.name")
-@click.option("--namespace", default="default", show_default=True, help="spec.namespace")
+@click.option("--namespace", help="spec.namespace (default: the stack name)")
 @click.option("--force", is_flag=True, help="overwrite SPEC if it exists")
 @click.option("--in-cluster", is_flag=True,
               help="run the Ollama and vLLM servers that routes reach at local or in-cluster "
                    "addresses as modelAPIs of the spec (default: keep each route as written)")
 @_format_option(["text", "json"], "problems and the result")
 @_guarded
-def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str,
+def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str | None,
             force: bool, in_cluster: bool, report_format: str) -> None:
     """Make a spec from a LiteLLM config.yaml and ModelAPI / Agent documents."""
     from .importer import import_spec

@@ -65,7 +65,7 @@ from . import yamlout
 from .loader import MAX_FILE_BYTES, Positions, load_bytes
 from .problems import Path, Problem, SpecError, did_you_mean, format_path
 from .secret_values import ENV_REF, USERINFO_PASSWORD, secretish_name
-from .spec import API_VERSION, KIND
+from .spec import API_VERSION, KIND, SYSTEM_NAMESPACES
 from .spec_schema import MODELINE
 from .validate import COMPUTED_PARAMS, validate_document
 
@@ -142,18 +142,20 @@ class _Import:
 
 
 def import_files(paths: list[str], name: str = "litellm-proxy", stack: str = "imported",
-                 namespace: str = "default") -> str:
+                 namespace: str | None = None) -> str:
     """The spec text for `paths`; SpecError (located) for anything that cannot be imported,
     ValueError for a bad name/stack/namespace argument (a usage error)."""
     return import_spec(paths, name, stack, namespace)[0]
 
 
 def import_spec(paths: list[str], name: str = "litellm-proxy", stack: str = "imported",
-                namespace: str = "default", *, in_cluster: bool = False
+                namespace: str | None = None, *, in_cluster: bool = False
                 ) -> tuple[str, list[str]]:
-    """The spec text and its review notes (what was converted or not carried over)."""
+    """The spec text and its review notes (what was converted or not carried over). The
+    namespace defaults to the stack's name: never `default`, which other workloads share."""
     if not paths:
         raise ValueError("name at least one file to import")
+    namespace = namespace or stack
     _check_arguments(name, stack, namespace)
     documents: list[tuple[str, _Doc]] = []
     problems: list[Problem] = []
@@ -185,6 +187,9 @@ def _check_arguments(name: str, stack: str, namespace: str) -> None:
                          "characters")
     if not _is_label(namespace):
         raise ValueError(f"namespace '{namespace}' is not a DNS-1123 label")
+    if namespace in SYSTEM_NAMESPACES:
+        raise ValueError(f"namespace '{namespace}' belongs to the cluster's own components; "
+                         "choose a namespace of the stack's own")
 
 
 # --- reading ---------------------------------------------------------------------------------

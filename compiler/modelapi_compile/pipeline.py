@@ -10,11 +10,11 @@ from pathlib import PurePath
 
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
-from .emit.manifests import build_objects, claim_names, namespace_object
+from .emit.manifests import build_objects, claim_names, overlay_namespace
 from .immutable import Facts, immutable_facts, object_key
 from .problems import Problem, format_path
 from .resolve import gitops_plan, resolve_environments, slowest_rollout
-from .resolved import K8s, ResolvedStack
+from .resolved import K8s, ResolvedStack, RolloutCheck
 from .validate import ValidatedSpec, load_spec
 from .verify import Verifier, origin_of
 
@@ -72,6 +72,7 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         objects = {"": base_objects}
         claims: set[str] = set()
         rollouts: dict[str, tuple[int, str]] = {}
+        checks: dict[str, tuple[RolloutCheck, ...]] = {}
         renderers = overlay_renderers(validated)
         immutable: dict[str, Facts] = {}
         where: dict[str, tuple[str, int, int, str]] = {}
@@ -79,13 +80,14 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
             on_stage(f"environment {env.environment}")
             env_values = chart.environment_file(files, env)
             env_objects = build_objects(env)
-            overlay_only = [namespace_object(env)]
+            overlay_only = overlay_namespace(env)
             files.update(kustomize.overlay_files(env.environment, env.namespace, base_objects,
                                                  env_objects, source, extra=overlay_only,
                                                  parts=parts))
             verifier.check_overlay_only(env, overlay_only)
             claims.update(claim_names(env))
             rollouts[env.environment] = slowest_rollout(env)
+            checks[env.environment] = flux.rollout_checks(env)
             slow = kustomize.slow_overlay_warning(
                 env.environment, kustomize.largest_folder([*overlay_only, *env_objects], parts),
                 renderers, parts)
@@ -101,7 +103,7 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
                 objects[env.environment] = env_objects
                 environments.append(env)
         # GitOps last: Flux waits as long as the slowest rollout of each environment takes.
-        plan = gitops_plan(validated, rollouts)
+        plan = gitops_plan(validated, rollouts, checks)
         gitops: dict[str, list[K8s]] = {}
         if plan is not None:
             gitops = {**argocd.argocd_files(plan), **flux.flux_files(plan)}

@@ -26,6 +26,7 @@ from .resolved import (
     Monitoring,
     NetworkRules,
     ResolvedStack,
+    RolloutCheck,
     SecretKey,
     Workload,
     calls_label,
@@ -118,6 +119,7 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     values = ChartValues(
         stack=prefix,
         network_policy=spec.cluster.network_policies,
+        shared_namespace=env.shared_namespace,
         dns_peers=dns_peers(spec.cluster.dns_servers),
         network_policies=edge_policies(stack, graph, endpoints, workloads),
         monitoring=Monitoring(enabled=spec.monitoring.enabled,
@@ -131,7 +133,7 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
                          pod_security_level=pod_security.namespace_level(
                              pod_security.runs_as_root(w.pod_security_context)
                              for w in workloads.values()),
-                         values=values)
+                         shared_namespace=env.shared_namespace, values=values)
 
 
 def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> ExternalSecrets:
@@ -560,14 +562,17 @@ def _flux_timeout_problems(validated: ValidatedSpec,
 
 
 def gitops_plan(validated: ValidatedSpec,
-                rollouts: dict[str, tuple[int, str]] | None = None) -> GitOpsPlan | None:
+                rollouts: dict[str, tuple[int, str]] | None = None,
+                checks: dict[str, tuple[RolloutCheck, ...]] | None = None) -> GitOpsPlan | None:
     """The GitOps side of the spec, or None when it has no `gitops` section. `rollouts`
-    (per environment, from `slowest_rollout`) sets or checks how long Flux waits."""
+    (per environment, from `slowest_rollout`) sets or checks how long Flux waits; `checks`
+    (per environment) are the workloads Flux health-checks."""
     stack = validated.stack
     gitops = stack.spec.gitops
     if gitops is None:
         return None
     rollouts = rollouts or {}
+    checks = checks or {}
     problems = list(_flux_timeout_problems(validated, rollouts))
     if problems:
         raise SpecError(problems)
@@ -588,9 +593,12 @@ def gitops_plan(validated: ValidatedSpec,
             depends_on=tuple(declared.depends_on) if declared else (),
             autoscaled=autoscaled_deployments(env.stack),
             flux_timeout=gitops.flux.timeout or flux_timeout(rollouts.get(env.name, (0, ""))[0]),
-            namespace_labels=pod_security.namespace_labels(
+            rollouts=checks.get(env.name, ()),
+            # A shared namespace is someone else's: its labels are theirs to set.
+            namespace_labels={} if env.shared_namespace else pod_security.namespace_labels(
                 pod_security.namespace_level(_root_opt_outs(env.stack)),
                 env.stack.spec.kubernetes_version),
+            shared_namespace=env.shared_namespace,
         ))
     return GitOpsPlan(stack=stack.metadata.name, repo_url=gitops.repo_url,
                       revision=gitops.revision, path=root,

@@ -218,6 +218,9 @@ class ChartValues(Values):
 
     stack: str = Field(description="name prefix of every object")
     network_policy: bool = Field(True, description="default deny plus the declared edges")
+    shared_namespace: bool = Field(
+        False, description="other workloads live in the namespace: the default deny selects "
+        "the stack's pods only")
     dns_peers: list[K8s] = Field(
         default_factory=list, description="NetworkPolicy peers every pod may query on port 53")
     network_policies: dict[str, K8s] = Field(
@@ -253,7 +256,22 @@ class ResolvedStack(BaseModel):
     namespace: str
     kubernetes_version: str
     pod_security_level: str = "restricted"  # the Pod Security level every workload meets
+    shared_namespace: bool = False  # not the stack's own: no Namespace object, no labels
     values: ChartValues
+
+
+class RolloutCheck(BaseModel):
+    """A workload whose rollout Flux health-checks: the object, and how long it may take."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str  # Deployment or StatefulSet
+    name: str  # the object's name
+    workload: str  # its name in the spec (which overlay part holds it)
+    seconds: int  # the longest a complete rollout takes within its budgets
+    # A model server (weights download and load, often hours): health-checked by a
+    # Kustomization of its own, so it never holds up what the others apply.
+    model: bool = False
 
 
 class GitOpsEnvironment(BaseModel):
@@ -267,7 +285,9 @@ class GitOpsEnvironment(BaseModel):
     depends_on: tuple[str, ...] = ()
     autoscaled: tuple[str, ...] = ()  # Deployment names whose replicas an autoscaler owns
     namespace_labels: dict[str, str] = {}  # Pod Security labels for a namespace Argo CD creates
+    shared_namespace: bool = False  # the namespace exists and is not the stack's: never created
     flux_timeout: str = "10m"  # how long Flux waits for the environment's rollouts
+    rollouts: tuple[RolloutCheck, ...] = ()  # the workloads Flux health-checks
 
 
 class GitOpsPlan(BaseModel):
@@ -281,6 +301,11 @@ class GitOpsPlan(BaseModel):
     path: str  # build output root inside the repo, no leading "./", "" for the root
     chart_path: str  # <path>/charts/<stack>
     overlays_path: str  # <path>/overlays
+
+    @property
+    def gitops_path(self) -> str:
+        """The build root inside the repo as a prefix: "" or "<path>/"."""
+        return f"{self.path}/" if self.path else ""
     argocd: ArgoCD
     flux: Flux
     environments: tuple[GitOpsEnvironment, ...]

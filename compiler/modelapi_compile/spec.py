@@ -104,6 +104,24 @@ def _env_name(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_dns_label)]
 StackName = Annotated[str, AfterValidator(_stack_name)]
+
+# Namespaces of the cluster's own components: a stack there would share them with CoreDNS,
+# kube-proxy and the node leases, which no NetworkPolicy or Pod Security label may touch.
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# The namespace every cluster has and other workloads already use: shared unless the spec
+# says otherwise (sharedNamespace: false).
+DEFAULT_NAMESPACE = "default"
+
+
+def _target_namespace(value: str) -> str:
+    if value in SYSTEM_NAMESPACES:
+        raise ValueError(f"'{value}' belongs to the cluster's own components; deploy the "
+                         "stack into a namespace of its own, such as its name, or one your "
+                         "team owns")
+    return value
+
+
+TargetNamespace = Annotated[Name, AfterValidator(_target_namespace)]
 Quantity = Annotated[str | int, AfterValidator(_quantity)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Image = Annotated[str, AfterValidator(_image)]
@@ -641,7 +659,7 @@ class Destination(Model):
 
 class Environment(Model):
     name: Name
-    namespace: Name | None = Field(None, description="default: spec.namespace")
+    namespace: TargetNamespace | None = Field(None, description="default: spec.namespace")
     destination: Destination = Field(default_factory=Destination)
     depends_on: list[Name] = Field(
         default_factory=list, description="environments that must be ready first (Flux)"
@@ -833,7 +851,12 @@ class Secrets(Model):
 
 
 class StackSpec(Model):
-    namespace: Name
+    namespace: TargetNamespace
+    shared_namespace: bool | None = Field(
+        None, description="the namespace is not the stack's own (other workloads live "
+        "there): no Namespace object, no Pod Security labels, no namespace-wide "
+        "NetworkPolicy; every policy selects the stack's pods only. Null: true for the "
+        "namespace `default`, false for any other. Per environment through its patch")
     kubernetes_version: Annotated[str, AfterValidator(_kubernetes_version)] = (
         DEFAULT_KUBERNETES_VERSION
     )

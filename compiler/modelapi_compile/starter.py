@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from . import yamlout
-from .spec import API_VERSION, DEFAULT_KUBERNETES_VERSION, KIND
+from .spec import API_VERSION, DEFAULT_KUBERNETES_VERSION, KIND, SYSTEM_NAMESPACES
 from .spec_schema import MODELINE
 
 BACKENDS: tuple[str, ...] = ("ollama", "vllm", "litellm", "external")
@@ -60,6 +60,9 @@ def check_namespace(namespace: str) -> None:
     if len(namespace) > _MAX_NAMESPACE or not _DNS_LABEL.match(namespace):
         raise ValueError(f"namespace '{namespace}' must be a DNS-1123 label of at most "
                          f"{_MAX_NAMESPACE} characters")
+    if namespace in SYSTEM_NAMESPACES:
+        raise ValueError(f"namespace '{namespace}' belongs to the cluster's own components; "
+                         "choose a namespace of the stack's own")
 
 
 def check_backends(backends: list[str]) -> None:
@@ -78,10 +81,9 @@ def gitops_path(name: str) -> str:
 def _check_choices(name: str, backends: list[str], gitops: str | None,
                    namespace: str | None) -> list[str]:
     check_name(name)
-    if namespace is not None:
-        check_namespace(namespace)
     if namespace is None and len(name) > _MAX_NAMESPACE:
         raise ValueError(f"name '{name}' is too long to be the namespace too; pass one")
+    check_namespace(namespace or name)
     check_backends(backends)
     if gitops is not None and gitops not in GITOPS_CHOICES:
         raise ValueError("gitops must be one of " + ", ".join(GITOPS_CHOICES))

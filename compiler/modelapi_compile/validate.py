@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .emit.argocd import IN_CLUSTER, IN_CLUSTER_NAME
 from .limits import environment_name_problems, map_limit_problems
 from .loader import Document, Positions
 from .model_sources import source_problems
@@ -27,7 +28,16 @@ from .secret_values import (
     spec_secret_findings,
     unused_allowances,
 )
-from .spec import ACCELERATORS, API_VERSION, KIND, Litellm, ModelAPI, ModelStack, NetworkAddress
+from .spec import (
+    ACCELERATORS,
+    API_VERSION,
+    DEFAULT_NAMESPACE,
+    KIND,
+    Litellm,
+    ModelAPI,
+    ModelStack,
+    NetworkAddress,
+)
 
 DEFAULT_ENVIRONMENT = "default"
 _SECRETISH = SECRETISH
@@ -47,6 +57,13 @@ class EnvironmentSpec:
     name: str
     namespace: str
     stack: ModelStack
+
+    @property
+    def shared_namespace(self) -> bool:
+        """Whether other workloads live in the namespace: as the (patched) spec says, else
+        only for `default`."""
+        declared = self.stack.spec.shared_namespace
+        return self.namespace == DEFAULT_NAMESPACE if declared is None else declared
 
 
 @dataclass(frozen=True)
@@ -365,6 +382,26 @@ def served_models(api: ModelAPI) -> list[str]:
     return list(dict.fromkeys(m.name for m in api.litellm.models))
 
 
+def _flux_destination_problems(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
+    """An environment that Argo CD sends to another cluster must go there under Flux too:
+    without a kubeconfig, Flux would apply it into its own cluster."""
+    gitops = stack.spec.gitops
+    if gitops is None or not gitops.flux.enabled:
+        return
+    for i, environment in enumerate(stack.spec.environments):
+        destination = environment.destination
+        cluster = destination.server or destination.name
+        if cluster in (IN_CLUSTER, IN_CLUSTER_NAME):
+            continue  # Argo CD's own cluster, named explicitly
+        if cluster and destination.kube_config_secret is None:
+            yield positions.problem(
+                ("spec", "environments", i, "destination"),
+                f"environment '{environment.name}' goes to cluster {cluster} under Argo CD, "
+                "but Flux has no kubeconfig for it and would apply it into its own cluster",
+                "add destination.kubeConfigSecret: {name, key} of a Secret in the Flux "
+                "namespace holding that cluster's kubeconfig, or disable gitops.flux")
+
+
 def _cross_reference_problems(stack: ModelStack, positions: Positions,
                               unknown: frozenset[str] = frozenset()) -> Iterator[Problem]:
     """Rules across fields. `unknown`: names of items set aside for field errors; a
@@ -386,6 +423,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                 yield positions.problem(("spec", "environments", i, "dependsOn", j),
                                         f"no other environment named '{other}'",
                                         did_you_mean(other, others))
+    yield from _flux_destination_problems(stack, positions)
     argocd = spec.gitops.argocd if spec.gitops else None
     if argocd and argocd.create_project and argocd.project == "default":
         yield positions.problem(("spec", "gitops", "argocd", "project"),

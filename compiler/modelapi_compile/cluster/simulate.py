@@ -34,7 +34,7 @@ class Environment:
 
 
 def compile_environment(spec: str, environment: str) -> Environment:
-    from ..emit.manifests import namespace_object
+    from ..emit.manifests import overlay_namespace
     from ..pipeline import compile_spec
     from ..validate import load_spec
     from ..verify import origin_of
@@ -42,9 +42,7 @@ def compile_environment(spec: str, environment: str) -> Environment:
     validated = load_spec(spec)
     compiled = compile_spec(spec, use_helm=False, keep_objects=True)
     resolved = next(e for e in compiled.environments if e.environment == environment)
-    objects = [*compiled.objects[environment]]
-    if not _shared_namespace(resolved):
-        objects.insert(0, namespace_object(resolved))
+    objects = [*overlay_namespace(resolved), *compiled.objects[environment]]
 
     def locate(obj: K8s) -> tuple[str, int, int, str]:
         line, column, path = origin_of(obj, validated)
@@ -53,10 +51,6 @@ def compile_environment(spec: str, environment: str) -> Environment:
     merged = next(e.stack for e in validated.environments if e.name == environment)
     convention = merged.spec.cluster.gpu_node_labels
     return Environment(environment, resolved.namespace, objects, locate, convention)
-
-
-def _shared_namespace(resolved: Any) -> bool:
-    return bool(getattr(resolved, "shared_namespace", False))
 
 
 def node_pools(choice: str | None, env: Environment) -> list[NodePool]:

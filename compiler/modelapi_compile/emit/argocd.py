@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import yamlout
 from ..resolved import GitOpsEnvironment, GitOpsPlan
 from .manifests import MANAGED_BY
 
@@ -23,6 +24,7 @@ FINALIZER = "resources-finalizer.argocd.argoproj.io/foreground"
 # An AppProject is kept while Applications use it by Argo CD's bare finalizer name.
 PROJECT_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 IN_CLUSTER = "https://kubernetes.default.svc"
+IN_CLUSTER_NAME = "in-cluster"  # how Argo CD registers the cluster it runs in
 # Argo CD's documented backoff: rides out a namespace or a CRD that is not there yet.
 RETRY: Obj = {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}}
 REPLICAS_POINTER = "/spec/replicas"
@@ -51,9 +53,10 @@ def application(plan: GitOpsPlan, env: GitOpsEnvironment) -> Obj:
         "project": plan.argocd.project,
         **_sources(plan, env.name),
         "destination": {**_cluster(env), "namespace": env.namespace},
-        "syncPolicy": _sync_policy(plan, bool(env.autoscaled)),
+        "syncPolicy": _sync_policy(plan, bool(env.autoscaled),
+                                   create_namespace=not env.shared_namespace),
     }
-    if _argocd_creates_namespace(plan):
+    if _argocd_creates_namespace(plan) and not env.shared_namespace:
         spec["syncPolicy"]["managedNamespaceMetadata"] = {"labels": env.namespace_labels}
     if env.autoscaled:
         spec["ignoreDifferences"] = _ignore_replicas(env.autoscaled)
@@ -70,26 +73,31 @@ def application_set(plan: GitOpsPlan) -> Obj:
     envs = plan.environments
     autoscaled = any(env.autoscaled for env in envs)
     uses_name = {env.cluster_name is not None for env in envs}
+    shared = {env.shared_namespace for env in envs}
     template_spec: Obj = {
         "project": plan.argocd.project,
         **_sources(plan, "{{.env}}"),
         "destination": {**_templated_cluster(uses_name), "namespace": "{{.namespace}}"},
-        "syncPolicy": _sync_policy(plan, autoscaled),
+        "syncPolicy": _sync_policy(plan, autoscaled, create_namespace=shared == {False}),
     }
-    if _argocd_creates_namespace(plan):
-        template_spec["syncPolicy"]["managedNamespaceMetadata"] = {
-            "labels": _templated_namespace_labels(envs[0].namespace_labels)}
+    owned_policy = _owned_namespace_sync_policy(plan, envs, autoscaled)
+    if shared == {False}:
+        template_spec["syncPolicy"] = owned_policy
     spec: Obj = {
         # Go templates with missingkey=error: a typo in a parameter fails loudly.
         "goTemplate": True,
         "goTemplateOptions": ["missingkey=error"],
         "generators": [{"list": {"elements": [_element(env) for env in envs]}}],
+        # Deleting the ApplicationSet (or an environment leaving the list) deletes its
+        # Applications but none of their workloads or caches.
+        "syncPolicy": {"preserveResourcesOnDeletion": True},
         "template": {
             "metadata": _template_metadata(plan),
             "spec": template_spec,
         },
     }
-    patch = _template_patch(len(uses_name) > 1, autoscaled)
+    patch = _template_patch(len(uses_name) > 1, autoscaled,
+                            owned_policy if len(shared) > 1 else None)
     if patch:
         spec["templatePatch"] = patch
     return {
@@ -108,7 +116,9 @@ def app_project(plan: GitOpsPlan) -> Obj:
         "sourceRepos": [plan.repo_url],
         "destinations": [{kind: value, "namespace": ns} for (kind, value), ns in destinations],
     }
-    if plan.argocd.sync_policy.create_namespace or plan.argocd.source == "kustomize":
+    owns_a_namespace = not all(env.shared_namespace for env in plan.environments)
+    if owns_a_namespace and (plan.argocd.sync_policy.create_namespace
+                             or plan.argocd.source == "kustomize"):
         # Projects deny cluster-scoped kinds by default; CreateNamespace and the overlays'
         # Namespace need it.
         spec["clusterResourceWhitelist"] = [{"group": "", "kind": "Namespace"}]
@@ -131,11 +141,13 @@ def _metadata(name: str, plan: GitOpsPlan, *, finalizers: bool, finalizer: str =
 
 
 def _template_metadata(plan: GitOpsPlan) -> Obj:
+    """No finalizer: the controller adds the resources finalizer to a template without one
+    unless preserveResourcesOnDeletion is set, and keeps one the template names, which would
+    undo that setting."""
     return {
         "name": f"{plan.stack}-{{{{.env}}}}",
         "namespace": plan.argocd.namespace,
         "labels": _labels(plan),
-        "finalizers": [FINALIZER],
     }
 
 
@@ -176,13 +188,27 @@ def _cluster_key(env: GitOpsEnvironment) -> tuple[str, str]:
     return ("server", env.server or IN_CLUSTER)
 
 
-def _sync_policy(plan: GitOpsPlan, autoscaled: bool) -> Obj:
+def _owned_namespace_sync_policy(plan: GitOpsPlan, envs: tuple[GitOpsEnvironment, ...],
+                                 autoscaled: bool) -> Obj:
+    """The ApplicationSet's sync policy for environments whose namespace is the stack's own:
+    Argo CD may create it, labelled with each environment's Pod Security level."""
+    policy = _sync_policy(plan, autoscaled, create_namespace=True)
+    owned = [env for env in envs if not env.shared_namespace]
+    if _argocd_creates_namespace(plan) and owned:
+        policy["managedNamespaceMetadata"] = {
+            "labels": _templated_namespace_labels(owned[0].namespace_labels)}
+    return policy
+
+
+def _sync_policy(plan: GitOpsPlan, autoscaled: bool, *, create_namespace: bool = True) -> Obj:
+    """`create_namespace` False for a shared namespace: it exists, and CreateNamespace with
+    managed metadata would relabel someone else's namespace."""
     wanted = plan.argocd.sync_policy
     policy: Obj = {}
     if wanted.automated:
         policy["automated"] = {"prune": wanted.prune, "selfHeal": wanted.self_heal}
     options = []
-    if wanted.create_namespace:
+    if wanted.create_namespace and create_namespace:
         options.append("CreateNamespace=true")
     if wanted.server_side_apply:
         options.append("ServerSideApply=true")
@@ -231,6 +257,7 @@ def _element(env: GitOpsEnvironment) -> dict[str, str]:
         "autoscaled": ",".join(sorted(set(env.autoscaled))),
         "podSecurity": labels.get("pod-security.kubernetes.io/enforce", ""),
         "podSecurityVersion": labels.get("pod-security.kubernetes.io/enforce-version", ""),
+        "sharedNamespace": "true" if env.shared_namespace else "",
     }
 
 
@@ -244,9 +271,21 @@ def _templated_cluster(uses_name: set[bool]) -> dict[str, str]:
     return {}
 
 
-def _template_patch(mixed_clusters: bool, autoscaled: bool) -> str:
-    """What varies in shape between environments, as an ApplicationSet templatePatch."""
+def _template_patch(mixed_clusters: bool, autoscaled: bool, owned_policy: Obj | None) -> str:
+    """What varies in shape between environments, as an ApplicationSet templatePatch.
+    `owned_policy`: the sync policy of the environments whose namespace is not shared, when
+    others share theirs (it replaces the template's whole syncPolicy for them)."""
     lines: list[str] = []
+    if owned_policy is not None:
+        body = yamlout.dump(owned_policy).rstrip("\n").splitlines()
+        lines += [
+            "  {{- if not .sharedNamespace }}",
+            "  syncPolicy:",
+            *(f"    {line}" for line in body),
+            "  {{- else }}",
+            "  syncPolicy: {}",  # never a bare `spec:` (see below)
+            "  {{- end }}",
+        ]
     if mixed_clusters:
         lines += [
             "  destination:",

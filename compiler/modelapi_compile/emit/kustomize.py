@@ -60,8 +60,11 @@ def object_folder(obj: K8s, parts: int) -> str:
     name) go to the part its name hashes to, together, so a part applies a workload whole and
     a workload never moves when others come or go; everything else is shared."""
     name = obj["metadata"].get("labels", {}).get(NAME_LABEL)
-    if name is None:
-        return SHARED_FOLDER
+    return SHARED_FOLDER if name is None else workload_folder(name, parts)
+
+
+def workload_folder(name: str, parts: int) -> str:
+    """The part of a split overlay that holds the objects of the workload `name`."""
     digest = hashlib.sha256(name.encode()).digest()
     return overlay_folders(parts)[1 + int.from_bytes(digest[:8], "big") % parts]
 

@@ -69,7 +69,8 @@ def build_objects(resolved: ResolvedStack) -> list[K8s]:
     stack, namespace = values.stack, resolved.namespace
     objects: list[K8s] = []
     if values.network_policy:
-        objects += stack_network_policies(stack, namespace, values.dns_peers)
+        objects += stack_network_policies(stack, namespace, values.dns_peers,
+                                          shared=values.shared_namespace)
         objects += edge_network_policies(stack, namespace, values.network_policies)
     objects += role_service_accounts(
         stack, namespace, sorted({w.component for w in values.workloads.values()
@@ -100,12 +101,16 @@ def external_secrets(stack: str, namespace: str, settings: ExternalSecrets) -> l
     } for name, keys in settings.secrets.items()]
 
 
-def stack_network_policies(stack: str, namespace: str, dns_peers: list[K8s]) -> list[K8s]:
+def stack_network_policies(stack: str, namespace: str, dns_peers: list[K8s], *,
+                           shared: bool = False) -> list[K8s]:
+    """The default deny and DNS. The deny isolates every pod of the stack's own namespace,
+    but in a shared namespace only the stack's pods: the others are not ours to cut off."""
     common = {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": stack}
+    isolated: K8s = {"matchLabels": {STACK_LABEL: stack}} if shared else {}
     deny = {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": _metadata(f"{stack}-default-deny", namespace, common),
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "spec": {"podSelector": isolated, "policyTypes": ["Ingress", "Egress"]},
     }
     dns = {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -249,6 +254,12 @@ def _claim(full: str, namespace: str, own_labels: dict[str, str], workload: Work
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": _metadata(f"{full}-cache", namespace, own_labels, dict(KEEP)),
             "spec": spec}
+
+
+def overlay_namespace(resolved: ResolvedStack) -> list[K8s]:
+    """The Namespace the overlay declares: none when the namespace is shared (it exists, and
+    its labels belong to whoever owns it)."""
+    return [] if resolved.shared_namespace else [namespace_object(resolved)]
 
 
 def namespace_object(resolved: ResolvedStack) -> K8s:
