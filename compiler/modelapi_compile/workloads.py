@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from .model_sources import MOUNT_ROOT, claims, local_source
@@ -102,19 +103,83 @@ def http_probe(path: str, *, period: int, timeout: int, failures: int) -> K8s:
 
 
 def resources(kind: str, spec: Resources, extra: dict[str, Any] | None = None,
-              memory_volume: str | None = None) -> K8s:
-    """Per-kind defaults, overridden key by key by the spec, plus extended resources. A
-    memory-backed volume (/dev/shm) is charged to the container's memory: a default memory
-    limit grows by its size beyond the first 2Gi, which the defaults already allow for."""
-    defaults = DEFAULT_RESOURCES[kind]
+              memory_volume: str | None = None, defaults: K8s | None = None) -> K8s:
+    """Per-kind defaults (or `defaults`), overridden key by key by the spec, plus extended
+    resources. A memory-backed volume (/dev/shm) is charged to the container's memory: a
+    default memory limit grows by its size beyond the first 2Gi, which the defaults already
+    allow for."""
+    defaults = defaults or DEFAULT_RESOURCES[kind]
     default_limits = dict(defaults["limits"])
     if memory_volume:
         extra_gib = max(0, _gib(memory_volume) - SHM_BASE_GIB)
         if extra_gib:
             default_limits["memory"] = f"{_gib(default_limits['memory']) + extra_gib}Gi"
-    requests = {**defaults["requests"], **spec.requests, **(extra or {})}
-    limits = {**default_limits, **spec.limits, **(extra or {})}
+    requests = {**defaults["requests"], **spec.requests}
+    limits = {**default_limits, **spec.limits}
+    requests, limits = within_limits(requests, limits, spec)
+    requests |= extra or {}
+    limits |= extra or {}
     return {"requests": _sorted(requests), "limits": _sorted(limits)}
+
+
+def within_limits(requests: dict[str, Any], limits: dict[str, Any], spec: Resources
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The API server refuses a container whose request is above its limit: a request the
+    spec raises above a default limit raises that limit, and a limit the spec lowers below a
+    default request lowers that request (both set by the spec: validate.py refuses it)."""
+    requests, limits = dict(requests), dict(limits)
+    for name in sorted(set(requests) & set(limits)):
+        if quantity(requests[name]) <= quantity(limits[name]):
+            continue
+        if name in spec.limits and name not in spec.requests:
+            requests[name] = limits[name]
+        else:
+            limits[name] = requests[name]
+    return requests, limits
+
+
+_QUANTITY_SUFFIXES = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10) ** 3,
+                      "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+                      "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10,
+                      "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+                      "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60}
+
+
+def quantity(value: str | int) -> Decimal:
+    """A Kubernetes quantity (spec.py's form: a number and a suffix) as a number."""
+    match = re.match(r"^([0-9.]+)([A-Za-z]*)$", str(value))
+    if not match or match[2] not in _QUANTITY_SUFFIXES:
+        raise ValueError(f"not a quantity: {value!r}")
+    return Decimal(match[1]) * _QUANTITY_SUFFIXES[match[2]]
+
+
+# vLLM runs an API server, an engine core and one worker per GPU, each a busy process: its
+# guidance is at least 2 + N physical cores for N GPUs, which is 2 vCPUs each on the
+# hyper-threaded instances clouds sell.
+VLLM_PROCESSES_BESIDES_GPUS = 2
+VCPUS_PER_CORE = 2
+VLLM_HOST_GIB = 8  # Python processes, tokenizers, CUDA context on the host side
+BYTES_PER_PARAMETER = 2  # 16-bit weights: the most an unquantized checkpoint holds
+_PARAMETERS = re.compile(r"(?i)(?:^|[-_/.:])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?=$|[-_/.:])")
+
+
+def model_weights_gib(*names: str) -> int:
+    """The weights' size implied by a parameter count in the model's name ("Llama-3.1-70B",
+    "Mixtral-8x7B"), in GiB at 16 bits; 0 when no name tells."""
+    billions = [float(m[2]) * int(m[1] or 1) for name in names for m in _PARAMETERS.finditer(name)]
+    if not billions:
+        return 0
+    return math.ceil(max(billions) * 1e9 * BYTES_PER_PARAMETER / 2**30)
+
+
+def vllm_default_resources(gpus: int, weights_gib: int) -> K8s:
+    """vLLM's defaults: CPUs for its processes, and memory for its host side plus the
+    weights, which pass through host memory while loading on GPUs and stay there on CPU."""
+    floor = DEFAULT_RESOURCES["vllm-gpu" if gpus else "vllm-cpu"]["requests"]
+    cpu = VCPUS_PER_CORE * (VLLM_PROCESSES_BESIDES_GPUS + gpus) if gpus else int(floor["cpu"])
+    memory = max(_gib(floor["memory"]), VLLM_HOST_GIB + weights_gib)
+    return {"requests": {"cpu": str(cpu), "memory": f"{memory}Gi"},
+            "limits": {"cpu": str(2 * cpu), "memory": f"{2 * memory}Gi"}}
 
 
 SHM_BASE_GIB = 2  # /dev/shm of a single-GPU (or CPU) vLLM
@@ -173,6 +238,23 @@ def cache_volume(name: str, cache: Cache, fullname: str, mount: str, cluster: Cl
                                   access_mode=cache.access_mode)
     volume = {"name": name, "persistentVolumeClaim": {"claimName": claim}}
     return volume, {"name": name, "mountPath": mount}, persistence
+
+
+def claimed_cache(vllm: Vllm) -> bool:
+    """Whether the model cache is a claim: always, except for a model streamed from object
+    storage without `cache` in the spec, whose weights never touch the cache."""
+    return vllm.model_scheme not in ("s3", "gs") or "cache" in vllm.model_fields_set
+
+
+def vllm_cache(fullname: str, vllm: Vllm, cluster: Cluster
+               ) -> tuple[K8s, K8s, Persistence | None]:
+    """vLLM's cache at /models (Hugging Face cache, adapters): a claim, or for a model
+    streamed from object storage an emptyDir, so that a woken replica may start in any zone
+    instead of waiting for its volume's."""
+    if claimed_cache(vllm):
+        return cache_volume("model-cache", vllm.cache, fullname, "/models", cluster)
+    volume, mount = empty_dir("model-cache", "/models")
+    return volume, mount, None
 
 
 # Pulling a multi-GB model-server image onto a fresh (autoscaled) GPU node, before any probe.
@@ -366,10 +448,10 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
                   network: NetworkRules, metrics: bool) -> Workload:
     gpu_mode = vllm.gpu.count > 0
     selector, tolerations, extended = gpu_scheduling(vllm.gpu, cluster)
-    cache, cache_mount, persistence = cache_volume("model-cache", vllm.cache, fullname,
-                                                   "/models", cluster)
+    cache, cache_mount, persistence = vllm_cache(fullname, vllm, cluster)
     most = max(vllm.replicas, vllm.autoscaling.max_replicas if vllm.autoscaling else 0)
-    single_writer = vllm.cache.access_mode != "ReadWriteMany"
+    # a claim only one node (or pod) can mount: one pod at a time
+    single_writer = claimed_cache(vllm) and vllm.cache.access_mode != "ReadWriteMany"
     per_replica = persistence is not None and single_writer and most > 1
     volumes = [cache]
     if per_replica:
@@ -408,7 +490,8 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
         args=vllm_args(vllm),
         env=env,
         resources=resources("vllm-gpu" if gpu_mode else "vllm-cpu", vllm.resources, extended,
-                            memory_volume=shm_size),
+                            memory_volume=shm_size, defaults=vllm_default_resources(
+                                vllm.gpu.count, model_weights_gib(vllm.model, vllm.served_name))),
         probes=Probes(
             startup=http_probe(health, period=startup_period, timeout=5, failures=max(
                 1, math.ceil(duration_seconds(vllm.startup_timeout) / startup_period))),
@@ -596,10 +679,21 @@ def hpa(scaling: Autoscaling) -> Autoscaler:
                       cpu_utilization=scaling.cpu_utilization)
 
 
-def keda(scaling: VllmAutoscaling, prometheus_url: str, api_base: str | None) -> Autoscaler:
+# The HPA's largest stabilization window (autoscaling/v2 validation).
+MAX_STABILIZATION_SECONDS = 3600
+
+
+def keda(scaling: VllmAutoscaling, prometheus_url: str, api_base: str | None,
+         startup_seconds: int = 0) -> Autoscaler:
     """KEDA on vLLM's queue. At zero replicas vLLM exports nothing, so a model that may
-    sleep is also woken by the calls a LiteLLM proxy of the stack makes to `api_base`."""
-    return Autoscaler(kind="keda", min_replicas=scaling.min_replicas,
+    sleep is also woken by the calls a LiteLLM proxy of the stack makes to `api_base`. A
+    replica is removed only after the queue stayed low as long as one takes to start (by
+    default), so that a burst does not cost another load of the model."""
+    window = scaling.scale_down_stabilization_seconds
+    if window is None:
+        window = min(MAX_STABILIZATION_SECONDS, startup_seconds)
+    return Autoscaler(scale_down_stabilization_seconds=window,
+                      kind="keda", min_replicas=scaling.min_replicas,
                       max_replicas=scaling.max_replicas, server_address=prometheus_url,
                       metric=VLLM_QUEUE_METRIC, threshold=scaling.waiting_requests,
                       activation_threshold=scaling.activation_waiting_requests,
@@ -613,10 +707,15 @@ def most_replicas(workload: Workload) -> int:
     return workload.autoscaling.max_replicas if workload.autoscaling else workload.replicas
 
 
+ZONE_KEY = "topology.kubernetes.io/zone"
+
+
 def default_spread(selector: dict[str, str]) -> list[K8s]:
-    """Replicas on different nodes when the scheduler can, never blocking when it cannot."""
+    """Replicas in different zones and on different nodes when the scheduler can (a zone's
+    outage leaves the others serving), never blocking when it cannot."""
     return [{"labelSelector": {"matchLabels": dict(selector)}, "maxSkew": 1,
-             "topologyKey": SPREAD_KEY, "whenUnsatisfiable": "ScheduleAnyway"}]
+             "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway"}
+            for key in (ZONE_KEY, SPREAD_KEY)]
 
 
 def with_pod_options(workload: Workload, options: PodOptions, selector: dict[str, str],
@@ -641,3 +740,95 @@ def with_pod_options(workload: Workload, options: PodOptions, selector: dict[str
         "pod_labels": dict(sorted(options.pod_labels.items())),
         "node_selector": dict(sorted(selector_labels.items())),
     })
+
+
+# --- graceful drain --------------------------------------------------------------------------
+
+# How long a stopping pod keeps serving after it left its Service's endpoints: kube-proxy and
+# the callers' connection pools learn of it within seconds, never instantly.
+ENDPOINT_SECONDS = 10
+SHUTDOWN_SECONDS = 30  # after the preStop hook: SIGTERM, then the process exits
+DEFAULT_GRACE = 30  # Kubernetes' default, for workloads that hold no long requests
+# vLLM's launcher cancels the HTTP server task on SIGTERM (vllm/entrypoints/launcher.py):
+# requests still running are cut. So its preStop waits, beyond the endpoint delay, until its
+# own gauges show no request running or waiting, or until the drain budget is spent.
+VLLM_DRAIN_SCRIPT = """\
+import sys, time, urllib.request
+deadline = time.monotonic() + float(sys.argv[1])
+time.sleep(float(sys.argv[2]))
+while time.monotonic() < deadline:
+    try:
+        text = urllib.request.urlopen(sys.argv[3], timeout=5).read().decode()
+    except Exception:
+        break
+    busy = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(("vllm:num_requests_running", "vllm:num_requests_waiting")))
+    if busy == 0:
+        break
+    time.sleep(2)
+"""
+
+
+def drain_grace(options: PodOptions, longest_request: int | None) -> int:
+    """The pod's termination grace period: the spec's, or the endpoint delay plus the longest
+    request its callers allow plus the shutdown (30 s when it holds no long requests)."""
+    if options.termination_grace_period_seconds is not None:
+        return options.termination_grace_period_seconds
+    if longest_request is None:
+        return DEFAULT_GRACE
+    return ENDPOINT_SECONDS + longest_request + SHUTDOWN_SECONDS
+
+
+def pre_stop(component: str, grace: int, kubernetes_version: str) -> K8s | None:
+    """The main container's preStop hook: vLLM drains itself (see VLLM_DRAIN_SCRIPT); LiteLLM
+    (uvicorn, which finishes running requests after SIGTERM) only waits for the endpoints."""
+    budget = max(0, grace - SHUTDOWN_SECONDS)
+    if component == "vllm":
+        wait = min(ENDPOINT_SECONDS, budget)
+        return {"exec": {"command": ["python3", "-c", VLLM_DRAIN_SCRIPT, str(budget), str(wait),
+                                     f"http://127.0.0.1:{VLLM_PORT}/metrics"]}}
+    if component == "litellm":
+        seconds = min(ENDPOINT_SECONDS, budget)
+        if _version(kubernetes_version) >= (1, 30):  # the sleep action, beta and on since 1.30
+            return {"sleep": {"seconds": seconds}}
+        return {"exec": {"command": ["sleep", str(seconds)]}}
+    return None
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor = text.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+def with_drain(workload: Workload, options: PodOptions, longest_request: int | None,
+               kubernetes_version: str) -> Workload:
+    """`workload` with its grace period and preStop hook. A Recreate rollout waits for the
+    old pod's grace period, so its progress deadline moves with it."""
+    grace = drain_grace(options, longest_request)
+    hook = pre_stop(workload.component, grace, kubernetes_version)
+    deadline = workload.progress_deadline_seconds
+    if workload.strategy.get("type") == "Recreate":
+        deadline += grace - workload.termination_grace_period_seconds
+    return workload.model_copy(update={
+        "termination_grace_period_seconds": grace,
+        "lifecycle": {"preStop": hook} if hook else None,
+        "progress_deadline_seconds": deadline})
+
+
+# --- disruption ------------------------------------------------------------------------------
+
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+
+
+def with_disruption(workload: Workload, options: Vllm | Ollama, gpus: int,
+                    karpenter: bool) -> Workload:
+    """A single GPU replica under Karpenter is kept off consolidation and expiry: moving it
+    means reloading the model while nothing serves (its PodDisruptionBudget exists only
+    with more replicas). `doNotDisrupt` decides, when set."""
+    wanted = options.do_not_disrupt
+    if wanted is None:
+        wanted = karpenter and gpus > 0 and most_replicas(workload) <= 1
+    if not wanted:
+        return workload
+    return workload.model_copy(update={"pod_annotations": dict(sorted(
+        {DO_NOT_DISRUPT: "true", **workload.pod_annotations}.items()))})
