@@ -513,3 +513,34 @@ def test_a_statefulset_is_governed_by_a_headless_service(
             assert service["selector"] == obj["spec"]["selector"]["matchLabels"]
             seen += 1
     assert seen == 2  # life-big (a claim per replica) on both engines
+
+
+def _objects_of(text: str, tmp_path: Path) -> dict[tuple[str, str], Obj]:
+    from modelapi_compile.pipeline import compile_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    compiled = compile_spec(str(spec), use_helm=False, keep_objects=True)
+    return {(o["kind"], o["metadata"]["name"]): o for o in compiled.objects["default"]}
+
+
+def test_pre_stop_hooks_the_api_server_admits(tmp_path: Path) -> None:
+    """The sleep action is on from Kubernetes 1.30 (an exec of sleep before), and a 0 s
+    sleep is refused before 1.32: a grace period with no time to drain gets no hook."""
+    text = HEADER + """\
+  kubernetesVersion: "1.29.0"
+  modelAPIs:
+    - name: gateway
+      litellm:
+        models: [{name: gpt-4o, url: "https://api.openai.com/v1", provider: openai}]
+    - name: quick
+      litellm:
+        terminationGracePeriodSeconds: 20
+        models: [{name: gpt-4o, url: "https://api.openai.com/v1", provider: openai}]
+"""
+    objs = _objects_of(text, tmp_path)
+    gateway = _pod(objs, "life-gateway")["containers"][0]
+    assert gateway["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "10"]}}
+    quick = _pod(objs, "life-quick")
+    assert quick["terminationGracePeriodSeconds"] == 20 and "lifecycle" not in quick[
+        "containers"][0]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from .apiversions import minor_version
 from .model_sources import MOUNT_ROOT, claims, local_source
 from .resolved import (
     Autoscaler,
@@ -782,22 +783,19 @@ def drain_grace(options: PodOptions, longest_request: int | None) -> int:
 def pre_stop(component: str, grace: int, kubernetes_version: str) -> K8s | None:
     """The main container's preStop hook: vLLM drains itself (see VLLM_DRAIN_SCRIPT); LiteLLM
     (uvicorn, which finishes running requests after SIGTERM) only waits for the endpoints."""
-    budget = max(0, grace - SHUTDOWN_SECONDS)
+    budget = grace - SHUTDOWN_SECONDS
+    if budget <= 0:  # no time to drain (and a 0 s sleep action is refused before 1.32)
+        return None
     if component == "vllm":
         wait = min(ENDPOINT_SECONDS, budget)
         return {"exec": {"command": ["python3", "-c", VLLM_DRAIN_SCRIPT, str(budget), str(wait),
                                      f"http://127.0.0.1:{VLLM_PORT}/metrics"]}}
     if component == "litellm":
         seconds = min(ENDPOINT_SECONDS, budget)
-        if _version(kubernetes_version) >= (1, 30):  # the sleep action, beta and on since 1.30
+        if minor_version(kubernetes_version) >= (1, 30):  # the sleep action, beta and on since 1.30
             return {"sleep": {"seconds": seconds}}
         return {"exec": {"command": ["sleep", str(seconds)]}}
     return None
-
-
-def _version(text: str) -> tuple[int, int]:
-    major, minor = text.lstrip("v").split(".")[:2]
-    return int(major), int(minor)
 
 
 def with_drain(workload: Workload, options: PodOptions, longest_request: int | None,
