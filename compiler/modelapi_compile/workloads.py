@@ -185,8 +185,6 @@ def vllm_default_resources(gpus: int, weights_gib: int) -> K8s:
 
 SHM_BASE_GIB = 2  # /dev/shm of a single-GPU (or CPU) vLLM
 SHM_PER_GPU_GIB = 4  # with tensor parallelism: NCCL and vLLM's broadcast buffers grow with ranks
-_GIB = {"Mi": 1 / 1024, "Gi": 1, "Ti": 1024, "M": 1e6 / 2**30, "G": 1e9 / 2**30,
-        "T": 1e12 / 2**30}
 
 
 def shm_default(gpus: int) -> str:
@@ -194,13 +192,9 @@ def shm_default(gpus: int) -> str:
     return f"{SHM_PER_GPU_GIB * gpus}Gi" if gpus > 1 else f"{SHM_BASE_GIB}Gi"
 
 
-def _gib(quantity: str) -> int:
+def _gib(memory: str) -> int:
     """A memory quantity in whole GiB, rounded up (plain numbers are bytes)."""
-    match = re.match(r"^([0-9.]+)([A-Za-z]*)$", quantity)
-    if not match:
-        return 0
-    number, unit = float(match[1]), match[2]
-    return math.ceil(number * _GIB[unit]) if unit in _GIB else math.ceil(number / 2**30)
+    return math.ceil(quantity(memory) / 2**30)
 
 
 def _sorted(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -754,20 +748,26 @@ DEFAULT_GRACE = 30  # Kubernetes' default, for workloads that hold no long reque
 # requests still running are cut. So its preStop waits, beyond the endpoint delay, until its
 # own gauges show no request running or waiting, or until the drain budget is spent.
 VLLM_DRAIN_SCRIPT = """\
-import sys, time, urllib.request
-deadline = time.monotonic() + float(sys.argv[1])
-time.sleep(float(sys.argv[2]))
-while time.monotonic() < deadline:
+import sys
+import time
+import urllib.request as request
+budget, wait, url = sys.argv[1:4]
+end = time.monotonic() + float(budget)
+time.sleep(float(wait))
+names = ("vllm:num_requests_running",
+         "vllm:num_requests_waiting")
+while time.monotonic() < end:
     try:
-        text = urllib.request.urlopen(sys.argv[3], timeout=5).read().decode()
+        page = request.urlopen(url, timeout=5).read()
     except Exception:
         break
-    busy = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(("vllm:num_requests_running", "vllm:num_requests_waiting")))
-    if busy == 0:
+    busy = sum(float(row.rsplit(" ", 1)[1])
+               for row in page.decode().splitlines()
+               if row.startswith(names))
+    if not busy:
         break
     time.sleep(2)
-"""
+"""  # short lines: the YAML it is written into stays within 80 columns
 
 
 def drain_grace(options: PodOptions, longest_request: int | None) -> int:
