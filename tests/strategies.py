@@ -150,7 +150,8 @@ def _mappings(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     if isinstance(node, dict):
         found.append(path)
         for key, value in node.items():
-            if key not in ("patch", "env", "fallbacks"):  # free-form or user-keyed maps
+            # free-form or user-keyed maps (litellm_params and litellm_settings take any key)
+            if key not in ("patch", "env", "fallbacks", "params", "settings"):
                 found += _mappings(value, (*path, key))
     elif isinstance(node, list):
         for index, value in enumerate(node):

@@ -208,7 +208,7 @@ def test_service_monitor_authenticates_where_metrics_need_a_key(engines: Any,
         monitor = objs[("ServiceMonitor", "gw-gateway")]
         (endpoint,) = monitor["spec"]["endpoints"]
         assert endpoint["authorization"] == {
-            "type": "Bearer", "credentials": {"name": "litellm-master", "key": "master-key"}}
+            "type": "Bearer", "credentials": {"name": "litellm-metrics", "key": "key"}}
         assert list(Draft7Validator(schema).iter_errors(monitor)) == []
 
 

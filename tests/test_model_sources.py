@@ -6,7 +6,6 @@ let it reach, and LiteLLM routes and agents that name adapters."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 import pytest
@@ -14,52 +13,10 @@ import yaml
 
 from cluster_models import Address, NetworkPolicies, pod_of
 from conftest import CASES, render_spec
+from vllm_cli import vllm_serve_parser
 
 KNOBS = CASES / "valid" / "production-knobs.yaml"
 Obj = dict[str, Any]
-
-
-class _LoraModules(argparse.Action):
-    """vLLM's LoRAParserAction: each value is `name=path` or a JSON object."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        modules = {}
-        for item in values:
-            if item.lstrip().startswith("{"):
-                loaded = json.loads(item)
-                modules[loaded["name"]] = loaded["path"]
-            else:
-                name, sep, path = item.partition("=")
-                if not sep or not name or not path:
-                    parser.error(f"invalid LoRA module {item!r}: expected name=path")
-                modules[name] = path
-        setattr(namespace, self.dest, modules)
-
-
-def vllm_serve_parser() -> argparse.ArgumentParser:
-    """The flags of `vllm serve` (v0.11) that the compiler writes, with vLLM's arities,
-    types and choices; unknown flags are errors (exit_on_error=False raises)."""
-    parser = argparse.ArgumentParser(prog="vllm serve", exit_on_error=False)
-    parser.add_argument("model_tag")
-    parser.add_argument("--served-model-name", nargs="+")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--tensor-parallel-size", type=int)
-    parser.add_argument("--max-model-len", type=int)
-    parser.add_argument("--dtype", choices=["auto", "half", "float16", "bfloat16", "float",
-                                            "float32"])
-    parser.add_argument("--gpu-memory-utilization", type=float)
-    parser.add_argument("--quantization")
-    parser.add_argument("--load-format", choices=["auto", "pt", "safetensors", "npcache",
-                                                  "dummy", "tensorizer", "sharded_state",
-                                                  "gguf", "bitsandbytes", "mistral",
-                                                  "runai_streamer",
-                                                  "runai_streamer_sharded", "fastsafetensors"])
-    parser.add_argument("--enable-lora", action=argparse.BooleanOptionalAction)
-    parser.add_argument("--lora-modules", nargs="+", action=_LoraModules)
-    parser.add_argument("--max-loras", type=int)
-    parser.add_argument("--max-lora-rank", type=int)
-    return parser
 
 
 @pytest.fixture(scope="module")

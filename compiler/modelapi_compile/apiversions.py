@@ -65,7 +65,7 @@ RETIRED = (
 )
 
 
-def _minor(version: str) -> tuple[int, int]:
+def minor_version(version: str) -> tuple[int, int]:
     major, minor = version.lstrip("v").split(".")[:2]
     return int(major), int(minor)
 
@@ -78,10 +78,11 @@ def retirement(api_version: str, kind: str, kubernetes_version: str) -> tuple[st
         if entry.removed_in is None:
             return "deprecated", (f"{kind} {api_version} is deprecated; use "
                                   f"{entry.replacement}")
-        if _minor(kubernetes_version) >= _minor(entry.removed_in):
+        if minor_version(kubernetes_version) >= minor_version(entry.removed_in):
             return "removed", (f"{kind} {api_version} was removed in Kubernetes "
                                f"{entry.removed_in}; use {entry.replacement}")
-        if entry.deprecated_in and _minor(kubernetes_version) >= _minor(entry.deprecated_in):
+        if (entry.deprecated_in
+                and minor_version(kubernetes_version) >= minor_version(entry.deprecated_in)):
             return "deprecated", (f"{kind} {api_version} is deprecated and goes away in "
                                   f"Kubernetes {entry.removed_in}; use {entry.replacement}")
     return None

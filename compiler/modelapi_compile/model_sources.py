@@ -137,3 +137,23 @@ def _adapter_problems(vllm: Vllm, at: Path, positions: Positions) -> Iterator[Pr
             if value is not None:
                 yield positions.problem((*at, "engine", field), f"{field} without loraAdapters",
                                         "add loraAdapters, or remove it")
+
+
+def shared_source_warnings(vllm: Vllm, at: Path, positions: Positions) -> Iterator[Problem]:
+    """A pvc:// source read by more than one replica: the compiler cannot see the claim's
+    access mode, and a ReadWriteOnce claim attaches to one node only (the others' pods hang
+    in ContainerCreating, Multi-Attach error), read-only mount or not."""
+    scaling = vllm.autoscaling
+    most = max(vllm.replicas, scaling.max_replicas if scaling else 0)
+    if most <= 1:
+        return
+    sources: list[tuple[Path, str]] = [((*at, "model"), vllm.model)]
+    sources += [((*at, "loraAdapters", j, "source"), adapter.source)
+                for j, adapter in enumerate(vllm.lora_adapters)]
+    for where, source in sources:
+        found = claim_path(source)
+        if found:
+            yield positions.problem(
+                where, f"up to {most} replicas read claim '{found.claim}', possibly on "
+                "different nodes", "make sure the claim is ReadOnlyMany or ReadWriteMany: a "
+                "ReadWriteOnce claim attaches to one node, and replicas elsewhere never start")

@@ -9,6 +9,7 @@ with the spec's line and column instead of at `kubectl apply` time.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -16,7 +17,7 @@ from typing import Any
 
 from .loader import Positions
 from .problems import Path, Problem, did_you_mean
-from .spec import Agent, ModelAPI, PodOptions, StackSpec
+from .spec import Agent, Litellm, ModelAPI, PodOptions, Resources, StackSpec
 
 COMPILER_LABEL_PREFIXES = ("app.kubernetes.io/", "modelapi.dev/")
 _QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -179,3 +180,88 @@ def autoscaling_problems(owner: ModelAPI | Agent, at: Path, spec: StackSpec,
             yield positions.problem(field, "vLLM's queue metric is only scraped with "
                                     "monitoring.enabled", "set spec.monitoring.enabled: true; its "
                                     "ServiceMonitor scrapes vLLM's /metrics")
+
+
+# What a model server's callers may wait for when no LiteLLM proxy of the spec routes to it
+# (agents calling it directly): LiteLLM's own default request timeout.
+DEFAULT_REQUEST_SECONDS = 600
+_REQUEST_PARAMS = ("timeout", "stream_timeout")
+
+
+def _proxy_request_seconds(litellm: Litellm, backend: str | None = None) -> int:
+    """The longest a LiteLLM proxy lets one call run: its router timeout, or a longer
+    timeout of a model entry (of those routed to `backend`, when given)."""
+    longest = float(litellm.router.timeout)
+    for entry in litellm.models:
+        if backend is not None and entry.backend != backend:
+            continue
+        for key in _REQUEST_PARAMS:
+            value = entry.params.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                longest = max(longest, float(value))
+    return math.ceil(longest)
+
+
+def longest_request(spec: StackSpec, api: ModelAPI) -> int | None:
+    """Seconds the longest request to `api` may run, as its callers allow it: a LiteLLM
+    proxy's own timeouts; for a vLLM server, those of the proxies that route to it (or
+    LiteLLM's default when agents call it directly); None for what holds no long requests."""
+    if api.litellm:
+        return _proxy_request_seconds(api.litellm)
+    if not api.vllm:
+        return None
+    callers = [_proxy_request_seconds(proxy.litellm, api.name) for proxy in spec.model_apis
+               if proxy.litellm and any(m.backend == api.name for m in proxy.litellm.models)]
+    return max(callers, default=DEFAULT_REQUEST_SECONDS)
+
+
+def grace_warnings(api: ModelAPI, at: Path, spec: StackSpec, positions: Positions
+                   ) -> Iterator[Problem]:
+    """A grace period shorter than the drain the longest request needs: say what is cut."""
+    from .workloads import ENDPOINT_SECONDS, SHUTDOWN_SECONDS
+
+    holder = api.vllm or api.litellm
+    longest = longest_request(spec, api)
+    grace = holder.termination_grace_period_seconds if holder else None
+    if grace is None or longest is None:
+        return
+    drained = grace - SHUTDOWN_SECONDS - ENDPOINT_SECONDS
+    if drained < longest:
+        yield positions.problem(
+            (*at, "terminationGracePeriodSeconds"),
+            f"a stopping pod serves for {max(0, drained)} s after it leaves the endpoints, but "
+            f"its callers allow requests of {longest} s: longer ones are cut",
+            f"set at least {longest + ENDPOINT_SECONDS + SHUTDOWN_SECONDS}, or remove it to "
+            "derive it")
+
+
+def resource_problems(resources: Resources, at: Path, positions: Positions
+                      ) -> Iterator[Problem]:
+    """A request above its limit, both written in the spec: the API server refuses the pod
+    (a request or limit the spec leaves out follows the other, see workloads.within_limits)."""
+    from .workloads import quantity
+
+    for name, request in sorted(resources.requests.items()):
+        limit = resources.limits.get(name)
+        if limit is not None and quantity(request) > quantity(limit):
+            yield positions.problem(
+                (*at, "resources", "requests", name),
+                f"the {name} request {request} is above its limit {limit}, which the API "
+                "server refuses", f"lower the request, or raise resources.limits.{name}")
+
+
+def scaling_warnings(api: ModelAPI, at: Path, positions: Positions) -> Iterator[Problem]:
+    """KEDA settings that do nothing for this model: cooldownPeriod and the activation
+    threshold only act on the step between zero and one replica."""
+    scaling = api.vllm.autoscaling if api.vllm else None
+    if scaling is None or scaling.min_replicas == 0:
+        return
+    for field, name in (("cooldown_period", "cooldownPeriod"),
+                        ("activation_waiting_requests", "activationWaitingRequests")):
+        if field in scaling.model_fields_set:
+            yield positions.problem(
+                (*at, "autoscaling", name),
+                f"{name} has no effect with minReplicas {scaling.min_replicas}: KEDA uses it "
+                "only between zero and one replica",
+                "remove it; scaleDownStabilizationSeconds sets how fast replicas are removed"
+                if field == "cooldown_period" else "remove it, or set minReplicas: 0")

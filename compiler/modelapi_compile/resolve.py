@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from . import pod_security, yamlout
 from . import workloads as w
+from .pod_options import longest_request
 from .problems import Problem, SpecError
 from .resolved import (
     COMPONENT_LABEL,
@@ -42,6 +43,7 @@ from .spec import (
     ModelAPI,
     ModelStack,
     NetworkAddress,
+    PodOptions,
     Vllm,
     duration_seconds,
 )
@@ -78,24 +80,31 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         network = _network_rules(api.name, stack, graph, endpoints)
         fullname = f"{prefix}-{api.name}"
         selector = selector_labels(prefix, api.name)
+        karpenter = spec.cluster.gpu_node_labels == "karpenter"
         if api.vllm:
-            workload = w.vllm_workload(fullname, api.vllm, cluster, network,
-                                       spec.monitoring.enabled)
+            workload = _drained(w.vllm_workload(fullname, api.vllm, cluster, network,
+                                                spec.monitoring.enabled), api.vllm, stack, api)
             scaling = api.vllm.autoscaling
             # validate.py has checked that KEDA has a Prometheus to ask.
             autoscaler = (w.keda(scaling, spec.monitoring.prometheus_url or "",
                                  endpoints[api.name].url.removesuffix("/v1"),
-                                 startup_budget=workload.progress_deadline_seconds)
+                                 startup_budget=workload.progress_deadline_seconds,
+                                 startup_seconds=duration_seconds(api.vllm.startup_timeout))
                           if scaling else None)
-            workloads[api.name] = w.with_pod_options(workload, api.vllm, selector, cluster,
-                                                     autoscaler)
+            workloads[api.name] = w.with_disruption(
+                w.with_pod_options(workload, api.vllm, selector, cluster, autoscaler),
+                api.vllm, api.vllm.gpu.count, karpenter)
         elif api.ollama:
-            workload = w.ollama_workload(fullname, api.ollama, cluster, network)
-            workloads[api.name] = w.with_pod_options(workload, api.ollama, selector, cluster)
+            workload = _drained(w.ollama_workload(fullname, api.ollama, cluster, network),
+                                api.ollama, stack, api)
+            workloads[api.name] = w.with_disruption(
+                w.with_pod_options(workload, api.ollama, selector, cluster),
+                api.ollama, api.ollama.gpu.count, karpenter)
         elif api.litellm:
             config = litellm_config(api, graph.apis, endpoints, spec.monitoring.enabled)
-            workload = w.litellm_workload(fullname, api.litellm, config, cluster, network,
-                                          spec.monitoring.enabled)
+            workload = _drained(w.litellm_workload(fullname, api.litellm, config, cluster,
+                                                   network, spec.monitoring.enabled),
+                                api.litellm, stack, api)
             autoscaler = w.hpa(api.litellm.autoscaling) if api.litellm.autoscaling else None
             workloads[api.name] = w.with_pod_options(workload, api.litellm, selector, cluster,
                                                      autoscaler)
@@ -108,8 +117,9 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         if key:
             env_vars.append(w.secret_env("MODEL_API_KEY", key))
         cluster = _cluster(stack, None)
-        workload = w.agent_workload(agent, env_vars, cluster,
-                                    _network_rules(agent.name, stack, graph, endpoints))
+        workload = _drained(w.agent_workload(agent, env_vars, cluster,
+                                             _network_rules(agent.name, stack, graph,
+                                                            endpoints)), agent, stack, None)
         workloads[agent.name] = w.with_pod_options(
             workload, agent, selector_labels(prefix, agent.name), cluster,
             w.hpa(agent.autoscaling) if agent.autoscaling else None)
@@ -136,6 +146,13 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
                          shared_namespace=env.shared_namespace, values=values)
 
 
+def _drained(workload: Workload, options: PodOptions, stack: ModelStack,
+             api: ModelAPI | None) -> Workload:
+    """`workload` with the grace period and preStop hook that let it finish its requests."""
+    longest = longest_request(stack.spec, api) if api else None
+    return w.with_drain(workload, options, longest, stack.spec.kubernetes_version)
+
+
 def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> ExternalSecrets:
     """One ExternalSecret per Secret the workloads read, when the spec names a store."""
     secrets = stack.spec.secrets
@@ -148,6 +165,8 @@ def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> Exte
                 ref = (var.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
                     keys.setdefault(ref["name"], set()).add(ref["key"])
+        if workload.metrics_secret:  # read by the ServiceMonitor, not by a pod
+            keys.setdefault(workload.metrics_secret.name, set()).add(workload.metrics_secret.key)
         for volume in workload.volumes:  # Secret files with named keys (credentials files)
             secret = volume.get("secret") or {}
             if secret.get("secretName") and secret.get("items"):
@@ -297,8 +316,11 @@ def litellm_config(api: ModelAPI, apis: dict[str, ModelAPI], endpoints: dict[str
 
 
 def _metrics_key(litellm: Litellm) -> SecretKey | None:
-    """The key Prometheus sends when the proxy checks keys: its own, or the master key."""
-    secret = litellm.metrics_key_secret or litellm.master_key_secret
+    """The key Prometheus sends, so that the proxy checks keys on /metrics: the spec's
+    metricsKeySecret only. Never the master key (the proxy's admin credential): without a
+    metrics key /metrics stays open, and only the scrapers' NetworkPolicy reaches it besides
+    the proxy's callers (validate.py warns when it is exposed)."""
+    secret = litellm.metrics_key_secret
     return SecretKey(name=secret.name, key=secret.key) if secret else None
 
 

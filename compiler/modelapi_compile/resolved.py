@@ -112,6 +112,9 @@ class Autoscaler(Values):
         "before it may first scale to zero")
     wake_api_base: str | None = Field(
         None, description="KEDA at zero replicas: LiteLLM's calls to this api_base wake it")
+    scale_down_stabilization_seconds: int | None = Field(
+        None, description="KEDA: seconds the queue stays low before a replica goes "
+        "(advanced.horizontalPodAutoscalerConfig.behavior.scaleDown)")
 
 
 class SecretKey(Values):
@@ -167,6 +170,8 @@ class Workload(Values):
         default_factory=list, description="extra containers (Ollama's model puller)"
     )
     termination_grace_period_seconds: int = Field(30, description="seconds to drain")
+    lifecycle: K8s | None = Field(
+        None, description="lifecycle of the main container: the preStop hook that drains it")
     progress_deadline_seconds: int = Field(
         600, description="one pod's budget from image pull to ready (Deployment "
         "progressDeadlineSeconds)")

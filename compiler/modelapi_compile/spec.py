@@ -226,6 +226,10 @@ class PodOptions(Model):
                                        "(never under app.kubernetes.io/ or modelapi.dev/)")
     node_selector: dict[str, str] = Field(
         default_factory=dict, description="node labels, merged over the GPU labels")
+    termination_grace_period_seconds: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="seconds a stopping pod may take; null: derived from the longest "
+        "request its clients allow (vLLM, LiteLLM) or 30; a shorter value cuts longer "
+        "requests")
 
 
 class Autoscaling(Model):
@@ -252,7 +256,12 @@ class VllmAutoscaling(Model):
     polling_interval: Annotated[int, Field(ge=1)] = Field(
         30, description="seconds between KEDA's queries")
     cooldown_period: Annotated[int, Field(ge=0)] = Field(
-        300, description="seconds idle before scaling to zero (minReplicas 0 only)")
+        300, description="seconds idle before scaling to zero (minReplicas 0 only: KEDA "
+        "ignores it otherwise)")
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] | None = Field(
+        None, description="seconds the queue must stay low before a replica is removed "
+        "(HPA behavior.scaleDown, one replica at a time); null: the startup budget, at most "
+        "3600 (the HPA's limit)")
 
 
 class Cache(Model):
@@ -280,6 +289,20 @@ class Gpu(Model):
     runtime_class_name: str | None = None
 
 
+# vLLM's LoRAConfig.max_lora_rank (vllm/config/lora.py, MaxLoRARanks): any other value
+# fails the engine's config check at start, so the pod crash-loops.
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def _lora_rank(value: int) -> int:
+    if value not in LORA_RANKS:
+        above = [rank for rank in LORA_RANKS if rank >= value]
+        hint = f"; use {above[0]}, the next rank vLLM accepts" if above else ""
+        raise ValueError(f"vLLM accepts a max LoRA rank of {', '.join(map(str, LORA_RANKS))}, "
+                         f"not {value}{hint}")
+    return value
+
+
 class Engine(Model):
     max_model_len: Annotated[int, Field(ge=1)] | None = None
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
@@ -287,8 +310,9 @@ class Engine(Model):
     quantization: str | None = None
     max_loras: Annotated[int, Field(ge=1)] | None = Field(
         None, description="--max-loras: adapters in one batch (vLLM default 1)")
-    max_lora_rank: Annotated[int, Field(ge=1, le=512)] | None = Field(
-        None, description="--max-lora-rank: the largest adapter rank (vLLM default 16)")
+    max_lora_rank: Annotated[int, AfterValidator(_lora_rank)] | None = Field(
+        None, description="--max-lora-rank: the largest adapter rank, one of "
+        + ", ".join(map(str, LORA_RANKS)) + " (vLLM default 16)")
     extra_args: list[str] = Field(default_factory=list)
 
 
@@ -359,6 +383,10 @@ class Vllm(PodOptions):
         False, description="run as the image's user (root) with a writable root filesystem, "
         "for an image that truly needs it; the namespace then enforces Pod Security baseline "
         "instead of restricted. Default: the shared non-root UID, caches on writable volumes")
+    do_not_disrupt: bool | None = Field(
+        None, description="karpenter.sh/do-not-disrupt on the pods: Karpenter never "
+        "consolidates or expires their node while they run; null: on for a single replica "
+        "with GPUs under cluster.gpuNodeLabels: karpenter; false to let Karpenter move it")
 
     @property
     def served_name(self) -> str:
@@ -395,6 +423,10 @@ class Ollama(PodOptions):
         "30m", description="budget for starting and pulling the models (rollout deadlines)")
     gpu: OllamaGpu = Field(default_factory=OllamaGpu)
     resources: Resources = Field(default_factory=Resources)
+    do_not_disrupt: bool | None = Field(
+        None, description="karpenter.sh/do-not-disrupt on the pods: Karpenter never "
+        "consolidates or expires their node while they run; null: on for a single replica "
+        "with GPUs under cluster.gpuNodeLabels: karpenter; false to let Karpenter move it")
 
 
 class LitellmModel(Model):
@@ -580,7 +612,8 @@ class Litellm(PodOptions):
     database: Database | None = Field(
         None, description="where the database listens, for the egress rule")
     metrics_key_secret: SecretRef | None = Field(
-        None, description="key the ServiceMonitor sends to /metrics; default: the master key")
+        None, description="key the ServiceMonitor sends to /metrics (a virtual key); none: "
+        "/metrics is open, never checked with the master key")
     models: list[LitellmModel] = Field(default_factory=list)
     router: Router = Field(default_factory=Router)
     settings: dict[str, Any] = Field(

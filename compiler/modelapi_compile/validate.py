@@ -17,9 +17,15 @@ from pydantic import BaseModel, ValidationError
 from .emit.argocd import IN_CLUSTER, IN_CLUSTER_NAME
 from .limits import environment_name_problems, map_limit_problems
 from .loader import Document, Positions
-from .model_sources import source_problems
+from .model_sources import shared_source_warnings, source_problems
 from .patch import apply_patch
-from .pod_options import autoscaling_problems, pod_option_problems
+from .pod_options import (
+    autoscaling_problems,
+    grace_warnings,
+    pod_option_problems,
+    resource_problems,
+    scaling_warnings,
+)
 from .problems import Path, Problem, SpecError, did_you_mean
 from .secret_values import (
     NOT_A_SECRET,
@@ -147,6 +153,7 @@ def _spec_secret_problems(data: dict[str, Any], positions: Positions) -> Iterato
 
 def _warnings(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
     apis = {a.name: a for a in stack.spec.model_apis}
+    yield from _lifecycle_warnings(stack, positions)
     for i, agent in enumerate(stack.spec.agents):
         target = apis.get(agent.model_api)
         proxy = target.litellm if target else None
@@ -165,6 +172,27 @@ def _warnings(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
                 f"agent '{agent.name}' gets the master key of LiteLLM proxy '{target.name}', "
                 "its admin credential",
                 "mint a virtual key for the agent and set apiKeySecret instead")
+
+
+def _lifecycle_warnings(stack: ModelStack, positions: Positions) -> Iterator[Problem]:
+    """Settings that have no effect, requests a grace period cuts, shared claims, and a
+    /metrics left open to the public."""
+    spec = stack.spec
+    for i, api in enumerate(spec.model_apis):
+        at: Path = ("spec", "modelAPIs", i, api.kind)
+        yield from scaling_warnings(api, at, positions)
+        yield from grace_warnings(api, at, spec, positions)
+        if api.vllm:
+            yield from shared_source_warnings(api.vllm, at, positions)
+        proxy = api.litellm
+        if (proxy and spec.monitoring.enabled and proxy.expose and proxy.master_key_secret
+                and proxy.metrics_key_secret is None):
+            yield positions.problem(
+                (*at, "expose"),
+                "/metrics (model names, key aliases, teams, spend) is open on the exposed "
+                "host: without metricsKeySecret the proxy checks no key there, since "
+                "Prometheus is never handed the master key",
+                "set metricsKeySecret to a virtual key of the proxy's database for Prometheus")
 
 
 def _validate_leniently(data: dict[str, Any], positions: Positions
@@ -464,6 +492,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
         if workload is not None:
             at_kind: Path = ("spec", "modelAPIs", i, api.kind)
             yield from pod_option_problems(workload, api.kind, at_kind, spec, positions)
+            yield from resource_problems(workload.resources, at_kind, positions)
             yield from autoscaling_problems(api, at_kind, spec, positions)
     for i, agent in enumerate(spec.agents):
         at: Path = ("spec", "agents", i)
@@ -482,6 +511,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                 (*at, "model"), f"modelAPI '{target.name}' does not serve '{agent.model}'",
                 did_you_mean(agent.model, served_models(target)))
         yield from pod_option_problems(agent, "agent", at, spec, positions)
+        yield from resource_problems(agent.resources, at, positions)
         yield from autoscaling_problems(agent, at, spec, positions)
         yield from _agent_key_problems(agent, target, at, positions)
 

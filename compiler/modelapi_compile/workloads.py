@@ -11,8 +11,10 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from .apiversions import minor_version
 from .model_sources import MOUNT_ROOT, claims, local_source
 from .resolved import (
     Autoscaler,
@@ -106,25 +108,87 @@ def http_probe(path: str, *, period: int, timeout: int, failures: int) -> K8s:
 
 
 def resources(kind: str, spec: Resources, extra: dict[str, Any] | None = None,
-              memory_volume: str | None = None) -> K8s:
-    """Per-kind defaults, overridden key by key by the spec, plus extended resources. A
-    memory-backed volume (/dev/shm) is charged to the container's memory: a default memory
-    limit grows by its size beyond the first 2Gi, which the defaults already allow for."""
-    defaults = DEFAULT_RESOURCES[kind]
+              memory_volume: str | None = None, defaults: K8s | None = None) -> K8s:
+    """Per-kind defaults (or `defaults`), overridden key by key by the spec, plus extended
+    resources. A memory-backed volume (/dev/shm) is charged to the container's memory: a
+    default memory limit grows by its size beyond the first 2Gi, which the defaults already
+    allow for."""
+    defaults = defaults or DEFAULT_RESOURCES[kind]
     default_limits = dict(defaults["limits"])
     if memory_volume:
         extra_gib = max(0, _gib(memory_volume) - SHM_BASE_GIB)
         if extra_gib:
             default_limits["memory"] = f"{_gib(default_limits['memory']) + extra_gib}Gi"
-    requests = {**defaults["requests"], **spec.requests, **(extra or {})}
-    limits = {**default_limits, **spec.limits, **(extra or {})}
+    requests = {**defaults["requests"], **spec.requests}
+    limits = {**default_limits, **spec.limits}
+    requests, limits = within_limits(requests, limits, spec)
+    requests |= extra or {}
+    limits |= extra or {}
     return {"requests": _sorted(requests), "limits": _sorted(limits)}
+
+
+def within_limits(requests: dict[str, Any], limits: dict[str, Any], spec: Resources
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The API server refuses a container whose request is above its limit: a request the
+    spec raises above a default limit raises that limit, and a limit the spec lowers below a
+    default request lowers that request (both set by the spec: validate.py refuses it)."""
+    requests, limits = dict(requests), dict(limits)
+    for name in sorted(set(requests) & set(limits)):
+        if quantity(requests[name]) <= quantity(limits[name]):
+            continue
+        if name in spec.limits and name not in spec.requests:
+            requests[name] = limits[name]
+        else:
+            limits[name] = requests[name]
+    return requests, limits
+
+
+_QUANTITY_SUFFIXES = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10) ** 3,
+                      "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+                      "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10,
+                      "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+                      "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60}
+
+
+def quantity(value: str | int) -> Decimal:
+    """A Kubernetes quantity (spec.py's form: a number and a suffix) as a number."""
+    match = re.match(r"^([0-9.]+)([A-Za-z]*)$", str(value))
+    if not match or match[2] not in _QUANTITY_SUFFIXES:
+        raise ValueError(f"not a quantity: {value!r}")
+    return Decimal(match[1]) * _QUANTITY_SUFFIXES[match[2]]
+
+
+# vLLM runs an API server, an engine core and one worker per GPU, each a busy process: its
+# guidance is at least 2 + N physical cores for N GPUs, which is 2 vCPUs each on the
+# hyper-threaded instances clouds sell.
+VLLM_PROCESSES_BESIDES_GPUS = 2
+VCPUS_PER_CORE = 2
+VLLM_HOST_GIB = 8  # Python processes, tokenizers, CUDA context on the host side
+BYTES_PER_PARAMETER = 2  # 16-bit weights: the most an unquantized checkpoint holds
+_PARAMETERS = re.compile(r"(?i)(?:^|[-_/.:])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?=$|[-_/.:])")
+
+
+def model_weights_gib(*names: str) -> int:
+    """The weights' size implied by a parameter count in the model's name ("Llama-3.1-70B",
+    "Mixtral-8x7B"), in GiB at 16 bits; 0 when no name tells."""
+    billions = [float(m[2]) * int(m[1] or 1) for name in names for m in _PARAMETERS.finditer(name)]
+    if not billions:
+        return 0
+    return math.ceil(max(billions) * 1e9 * BYTES_PER_PARAMETER / 2**30)
+
+
+def vllm_default_resources(gpus: int, weights_gib: int) -> K8s:
+    """vLLM's defaults: CPUs for its processes, and memory for its host side plus the
+    weights, which pass through host memory while loading on GPUs and stay there on CPU."""
+    floor = DEFAULT_RESOURCES["vllm-gpu" if gpus else "vllm-cpu"]["requests"]
+    cpu = VCPUS_PER_CORE * (VLLM_PROCESSES_BESIDES_GPUS + gpus) if gpus else int(floor["cpu"])
+    memory = max(_gib(floor["memory"]), VLLM_HOST_GIB + weights_gib)
+    return {"requests": {"cpu": str(cpu), "memory": f"{memory}Gi"},
+            "limits": {"cpu": str(2 * cpu), "memory": f"{2 * memory}Gi"}}
 
 
 SHM_BASE_GIB = 2  # /dev/shm of a single-GPU (or CPU) vLLM
 SHM_PER_GPU_GIB = 4  # with tensor parallelism: NCCL and vLLM's broadcast buffers grow with ranks
-_GIB = {"Mi": 1 / 1024, "Gi": 1, "Ti": 1024, "M": 1e6 / 2**30, "G": 1e9 / 2**30,
-        "T": 1e12 / 2**30}
 
 
 def shm_default(gpus: int) -> str:
@@ -132,13 +196,9 @@ def shm_default(gpus: int) -> str:
     return f"{SHM_PER_GPU_GIB * gpus}Gi" if gpus > 1 else f"{SHM_BASE_GIB}Gi"
 
 
-def _gib(quantity: str) -> int:
+def _gib(memory: str) -> int:
     """A memory quantity in whole GiB, rounded up (plain numbers are bytes)."""
-    match = re.match(r"^([0-9.]+)([A-Za-z]*)$", quantity)
-    if not match:
-        return 0
-    number, unit = float(match[1]), match[2]
-    return math.ceil(number * _GIB[unit]) if unit in _GIB else math.ceil(number / 2**30)
+    return math.ceil(quantity(memory) / 2**30)
 
 
 def _sorted(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +237,23 @@ def cache_volume(name: str, cache: Cache, fullname: str, mount: str, cluster: Cl
                                   access_mode=cache.access_mode)
     volume = {"name": name, "persistentVolumeClaim": {"claimName": claim}}
     return volume, {"name": name, "mountPath": mount}, persistence
+
+
+def claimed_cache(vllm: Vllm) -> bool:
+    """Whether the model cache is a claim: always, except for a model streamed from object
+    storage without `cache` in the spec, whose weights never touch the cache."""
+    return vllm.model_scheme not in ("s3", "gs") or "cache" in vllm.model_fields_set
+
+
+def vllm_cache(fullname: str, vllm: Vllm, cluster: Cluster
+               ) -> tuple[K8s, K8s, Persistence | None]:
+    """vLLM's cache at /models (Hugging Face cache, adapters): a claim, or for a model
+    streamed from object storage an emptyDir, so that a woken replica may start in any zone
+    instead of waiting for its volume's."""
+    if claimed_cache(vllm):
+        return cache_volume("model-cache", vllm.cache, fullname, "/models", cluster)
+    volume, mount = empty_dir("model-cache", "/models")
+    return volume, mount, None
 
 
 # Pulling a multi-GB model-server image onto a fresh (autoscaled) GPU node, before any probe.
@@ -413,10 +490,10 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
                   network: NetworkRules, metrics: bool) -> Workload:
     gpu_mode = vllm.gpu.count > 0
     selector, tolerations, extended = gpu_scheduling(vllm.gpu, cluster)
-    cache, cache_mount, persistence = cache_volume("model-cache", vllm.cache, fullname,
-                                                   "/models", cluster)
+    cache, cache_mount, persistence = vllm_cache(fullname, vllm, cluster)
     most = max(vllm.replicas, vllm.autoscaling.max_replicas if vllm.autoscaling else 0)
-    single_writer = vllm.cache.access_mode != "ReadWriteMany"
+    # a claim only one node (or pod) can mount: one pod at a time
+    single_writer = claimed_cache(vllm) and vllm.cache.access_mode != "ReadWriteMany"
     per_replica = persistence is not None and single_writer and most > 1
     volumes = [cache]
     if per_replica:
@@ -456,7 +533,8 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
         args=vllm_args(vllm),
         env=env,
         resources=resources("vllm-gpu" if gpu_mode else "vllm-cpu", vllm.resources, extended,
-                            memory_volume=shm_size),
+                            memory_volume=shm_size, defaults=vllm_default_resources(
+                                vllm.gpu.count, model_weights_gib(vllm.model, vllm.served_name))),
         probes=Probes(
             startup=http_probe(health, period=startup_period, timeout=5, failures=max(
                 1, math.ceil(duration_seconds(vllm.startup_timeout) / startup_period))),
@@ -652,16 +730,26 @@ def hpa(scaling: Autoscaling) -> Autoscaler:
                       cpu_utilization=scaling.cpu_utilization)
 
 
+# The HPA's largest stabilization window (autoscaling/v2 validation).
+MAX_STABILIZATION_SECONDS = 3600
+
+
 def keda(scaling: VllmAutoscaling, prometheus_url: str, api_base: str | None, *,
-         startup_budget: int) -> Autoscaler:
+         startup_budget: int, startup_seconds: int = 0) -> Autoscaler:
     """KEDA on vLLM's queue. At zero replicas vLLM exports nothing, so a model that may
     sleep is also woken by the calls a LiteLLM proxy of the stack makes to `api_base`.
     A model that may sleep is never sent to zero before its first start could finish
     (`startup_budget`, the pod's progress deadline): KEDA scales a target that was never
     active to zero once initialCooldownPeriod (default 0) has passed since the
-    ScaledObject's creation."""
+    ScaledObject's creation. A replica is removed only after the queue stayed low as long
+    as one takes to start (`startup_seconds`, by default), so that a burst does not cost
+    another load of the model."""
     sleeps = scaling.min_replicas == 0
-    return Autoscaler(kind="keda", min_replicas=scaling.min_replicas,
+    window = scaling.scale_down_stabilization_seconds
+    if window is None:
+        window = min(MAX_STABILIZATION_SECONDS, startup_seconds)
+    return Autoscaler(scale_down_stabilization_seconds=window,
+                      kind="keda", min_replicas=scaling.min_replicas,
                       max_replicas=scaling.max_replicas, server_address=prometheus_url,
                       metric=VLLM_QUEUE_METRIC, threshold=scaling.waiting_requests,
                       activation_threshold=scaling.activation_waiting_requests,
@@ -676,10 +764,15 @@ def most_replicas(workload: Workload) -> int:
     return workload.autoscaling.max_replicas if workload.autoscaling else workload.replicas
 
 
+ZONE_KEY = "topology.kubernetes.io/zone"
+
+
 def default_spread(selector: dict[str, str]) -> list[K8s]:
-    """Replicas on different nodes when the scheduler can, never blocking when it cannot."""
+    """Replicas in different zones and on different nodes when the scheduler can (a zone's
+    outage leaves the others serving), never blocking when it cannot."""
     return [{"labelSelector": {"matchLabels": dict(selector)}, "maxSkew": 1,
-             "topologyKey": SPREAD_KEY, "whenUnsatisfiable": "ScheduleAnyway"}]
+             "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway"}
+            for key in (ZONE_KEY, SPREAD_KEY)]
 
 
 def with_pod_options(workload: Workload, options: PodOptions, selector: dict[str, str],
@@ -704,3 +797,98 @@ def with_pod_options(workload: Workload, options: PodOptions, selector: dict[str
         "pod_labels": dict(sorted(options.pod_labels.items())),
         "node_selector": dict(sorted(selector_labels.items())),
     })
+
+
+# --- graceful drain --------------------------------------------------------------------------
+
+# How long a stopping pod keeps serving after it left its Service's endpoints: kube-proxy and
+# the callers' connection pools learn of it within seconds, never instantly.
+ENDPOINT_SECONDS = 10
+SHUTDOWN_SECONDS = 30  # after the preStop hook: SIGTERM, then the process exits
+DEFAULT_GRACE = 30  # Kubernetes' default, for workloads that hold no long requests
+# vLLM's launcher cancels the HTTP server task on SIGTERM (vllm/entrypoints/launcher.py):
+# requests still running are cut. So its preStop waits, beyond the endpoint delay, until its
+# own gauges show no request running or waiting, or until the drain budget is spent.
+VLLM_DRAIN_SCRIPT = """\
+import sys
+import time
+import urllib.request as request
+budget, wait, url = sys.argv[1:4]
+end = time.monotonic() + float(budget)
+time.sleep(float(wait))
+names = ("vllm:num_requests_running",
+         "vllm:num_requests_waiting")
+while time.monotonic() < end:
+    try:
+        page = request.urlopen(url, timeout=5).read()
+    except Exception:
+        break
+    busy = sum(float(row.rsplit(" ", 1)[1])
+               for row in page.decode().splitlines()
+               if row.startswith(names))
+    if not busy:
+        break
+    time.sleep(2)
+"""  # short lines: the YAML it is written into stays within 80 columns
+
+
+def drain_grace(options: PodOptions, longest_request: int | None) -> int:
+    """The pod's termination grace period: the spec's, or the endpoint delay plus the longest
+    request its callers allow plus the shutdown (30 s when it holds no long requests)."""
+    if options.termination_grace_period_seconds is not None:
+        return options.termination_grace_period_seconds
+    if longest_request is None:
+        return DEFAULT_GRACE
+    return ENDPOINT_SECONDS + longest_request + SHUTDOWN_SECONDS
+
+
+def pre_stop(component: str, grace: int, kubernetes_version: str) -> K8s | None:
+    """The main container's preStop hook: vLLM drains itself (see VLLM_DRAIN_SCRIPT); LiteLLM
+    (uvicorn, which finishes running requests after SIGTERM) only waits for the endpoints."""
+    budget = grace - SHUTDOWN_SECONDS
+    if budget <= 0:  # no time to drain (and a 0 s sleep action is refused before 1.32)
+        return None
+    if component == "vllm":
+        wait = min(ENDPOINT_SECONDS, budget)
+        return {"exec": {"command": ["python3", "-c", VLLM_DRAIN_SCRIPT, str(budget), str(wait),
+                                     f"http://127.0.0.1:{VLLM_PORT}/metrics"]}}
+    if component == "litellm":
+        seconds = min(ENDPOINT_SECONDS, budget)
+        if minor_version(kubernetes_version) >= (1, 30):  # the sleep action, beta and on since 1.30
+            return {"sleep": {"seconds": seconds}}
+        return {"exec": {"command": ["sleep", str(seconds)]}}
+    return None
+
+
+def with_drain(workload: Workload, options: PodOptions, longest_request: int | None,
+               kubernetes_version: str) -> Workload:
+    """`workload` with its grace period and preStop hook. A Recreate rollout waits for the
+    old pod's grace period, so its progress deadline moves with it."""
+    grace = drain_grace(options, longest_request)
+    hook = pre_stop(workload.component, grace, kubernetes_version)
+    deadline = workload.progress_deadline_seconds
+    if workload.strategy.get("type") == "Recreate":
+        deadline += grace - workload.termination_grace_period_seconds
+    return workload.model_copy(update={
+        "termination_grace_period_seconds": grace,
+        "lifecycle": {"preStop": hook} if hook else None,
+        "progress_deadline_seconds": deadline})
+
+
+# --- disruption ------------------------------------------------------------------------------
+
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+
+
+def with_disruption(workload: Workload, options: Vllm | Ollama, gpus: int,
+                    karpenter: bool) -> Workload:
+    """A single GPU replica under Karpenter is kept off consolidation and expiry: moving it
+    means reloading the model while nothing serves (its PodDisruptionBudget exists only
+    with more replicas). `doNotDisrupt` decides, when set."""
+    wanted = options.do_not_disrupt
+    if wanted is None:
+        wanted = karpenter and gpus > 0 and most_replicas(workload) <= 1
+    if not wanted:
+        return workload
+    return workload.model_copy(update={"pod_annotations": dict(sorted(
+        {DO_NOT_DISRUPT: "true", **workload.pod_annotations}.items()))})

@@ -33,7 +33,7 @@ SHAREABLE = ("strategy", "resources", "probes", "podSecurityContext", "securityC
 
 # Optional workload keys left out of values while empty (the templates treat a missing key
 # as empty), so that stacks of thousands of workloads do not carry them all.
-OMITTED_WHEN_EMPTY = ("autoscaling", "affinity", "topologySpreadConstraints",
+OMITTED_WHEN_EMPTY = ("autoscaling", "lifecycle", "affinity", "topologySpreadConstraints",
                       "priorityClassName", "imagePullSecrets", "podAnnotations", "podLabels",
                       "serviceAccountAnnotations")
 

@@ -175,6 +175,8 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
     if workload.persistence and not workload.persistence.per_replica:
         objects.append(_claim(full, namespace, own_labels, workload))
     objects.append(_deployment(stack, namespace, name, workload))
+    if controller_kind(workload) == "StatefulSet":
+        objects.append(_headless_service(stack, namespace, name, workload))
     objects.append({
         "apiVersion": "v1", "kind": "Service",
         "metadata": _metadata(full, namespace, own_labels),
@@ -202,6 +204,26 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
     if workload.expose is not None:
         objects.append(_exposure(stack, namespace, name, workload))
     return objects
+
+
+def headless_name(full: str) -> str:
+    """The headless Service that governs a StatefulSet's pods (its serviceName)."""
+    return f"{full}-pods"
+
+
+def _headless_service(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
+    """A StatefulSet's governing Service: no virtual IP, DNS records per pod, and pods
+    listed while still starting (the ClusterIP Service serves the clients)."""
+    full = fullname(stack, name)
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _metadata(headless_name(full), namespace,
+                              labels(stack, name, workload.component)),
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                 "selector": selector_labels(stack, name),
+                 "ports": [{"name": "http", "port": workload.port, "targetPort": "http",
+                            "protocol": "TCP"}]},
+    }
 
 
 def _exposure(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
@@ -305,6 +327,8 @@ def _container(workload: Workload) -> K8s:
         container["startupProbe"] = workload.probes.startup
     container["readinessProbe"] = workload.probes.readiness
     container["livenessProbe"] = workload.probes.liveness
+    if workload.lifecycle:
+        container["lifecycle"] = workload.lifecycle
     container["securityContext"] = workload.security_context
     if workload.volume_mounts:
         container["volumeMounts"] = list(workload.volume_mounts)
@@ -363,7 +387,7 @@ def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8
         spec["strategy"] = workload.strategy
     else:
         spec |= {
-            "serviceName": full,
+            "serviceName": headless_name(full),
             # all replicas load their models at once; updates still go one pod at a time
             "podManagementPolicy": "Parallel",
             "updateStrategy": workload.strategy,
@@ -414,6 +438,7 @@ def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
             "cooldownPeriod": scaling.cooldown_period,
             **({"initialCooldownPeriod": scaling.initial_cooldown_period}
                if scaling.initial_cooldown_period is not None else {}),
+            **_scale_down(scaling),
             "triggers": [{
                 "type": "prometheus",
                 "metricType": "AverageValue",
@@ -426,6 +451,24 @@ def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
             }, *_wake_triggers(scaling, namespace)],
         },
     }
+
+
+# The HPA's own limit on a scaling policy's period.
+MAX_POLICY_PERIOD = 1800
+
+
+def _scale_down(scaling: Autoscaler) -> K8s:
+    """How the HPA that KEDA owns removes replicas: cooldownPeriod only governs the step to
+    zero (KEDA's scale executor), every other step is the HPA's, by default after 300 s of
+    a lower metric. A model that takes longer than that to load is removed one replica at a
+    time, after the metric stayed low for the stabilization window."""
+    window = scaling.scale_down_stabilization_seconds
+    if window is None:
+        return {}
+    return {"advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {
+        "stabilizationWindowSeconds": window,
+        "policies": [{"type": "Pods", "value": 1,
+                      "periodSeconds": max(1, min(MAX_POLICY_PERIOD, window))}]}}}}}
 
 
 # LiteLLM's counter of calls per deployment (success and failure), labelled with the
