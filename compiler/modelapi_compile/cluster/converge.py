@@ -191,7 +191,8 @@ def expected_pods(client: Client, namespaces: set[str]) -> dict[str, int]:
     for namespace in sorted(namespaces):
         for kind in WORKLOAD_KINDS:
             for obj in client.list("apps/v1", kind, namespace):
-                wanted[describe(obj)] = int(obj["spec"].get("replicas", 1))
+                # A list's items carry no kind of their own.
+                wanted[describe({**obj, "kind": kind})] = int(obj["spec"].get("replicas", 1))
     return wanted
 
 

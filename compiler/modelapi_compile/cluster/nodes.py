@@ -4,6 +4,7 @@ accelerator the environment's pods ask for, plus CPU nodes. A pools file
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,19 +105,20 @@ def preset_pools(preset: str, objects: list[K8s]) -> list[NodePool]:
         # which nodes it wants; such a pool is made as written.
         key = (resource, accelerator or ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
         demand[key] = demand.get(key, 0) + replicas * gpus
-    pools = [NodePool("cpu", max(3, math.ceil(cpu_pods / 20) + 1), dict(node_labels), [],
-                      dict(CPU_NODE))]
-    for index, ((resource, wanted), gpus) in enumerate(sorted(demand.items(), key=str)):
+    # Pool names carry the preset: nodes of another convention are other nodes.
+    pools = [NodePool(f"{preset}-cpu", max(3, math.ceil(cpu_pods / 20) + 1), dict(node_labels),
+                      [], dict(CPU_NODE))]
+    for (resource, wanted), gpus in sorted(demand.items(), key=str):
         labels = {**node_labels, **gpu_labels}
         if wanted in ACCELERATORS:
             own = ACCELERATORS[wanted].get(convention)
             if own is None:
                 continue
             labels.update(own)
-            name = wanted
+            name = f"{preset}-{wanted}"
         else:
             labels.update(dict(item.split("=", 1) for item in wanted.split(",") if item))
-            name = f"gpu-{index}"
+            name = f"{preset}-gpu-{hashlib.sha256(wanted.encode()).hexdigest()[:8]}"
         pools.append(NodePool(name, math.ceil(gpus / GPUS_PER_NODE) + 1, labels, list(taints),
                               {**GPU_NODE, resource: str(GPUS_PER_NODE)}))
     return pools
