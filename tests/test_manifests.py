@@ -50,7 +50,9 @@ def test_json_verdicts_by_resource(monkeypatch: pytest.MonkeyPatch) -> None:
     assert verdicts[("Service", "web")] == "statusValid"  # List items are split
     assert verdicts[("Deployment", "json-app")] == "statusValid"  # JSON input
     assert verdicts[("ConfigMap", "dup")] == "statusError"  # duplicate key, named all the same
-    assert report["summary"] == {"valid": 7, "invalid": 6, "errors": 2, "skipped": 0}
+    assert verdicts[("Deployment", "float-replicas")] == "statusValid"  # 2.0 is an integer
+    assert verdicts[("ConfigMap", "yes-bool")] == "statusInvalid"  # yes is a boolean
+    assert report["summary"] == {"valid": 11, "invalid": 9, "errors": 4, "skipped": 0}
 
 
 def test_without_strict_unknown_fields_and_duplicates_pass(
@@ -88,7 +90,7 @@ def test_deprecated_api_is_a_warning_before_removal(monkeypatch: pytest.MonkeyPa
 def test_junit_is_well_formed(monkeypatch: pytest.MonkeyPatch) -> None:
     xml = _run([*ARGS, "--output", "junit"], monkeypatch).output  # type: ignore[attr-defined]
     root = ElementTree.fromstring(xml)
-    assert root.tag == "testsuites" and root.get("failures") == "6"
+    assert root.tag == "testsuites" and root.get("failures") == "9"
 
 
 def test_the_build_output_validates(monkeypatch: pytest.MonkeyPatch) -> None:
