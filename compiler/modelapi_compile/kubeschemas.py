@@ -118,7 +118,7 @@ def _formats(schema: Any, found: set[str] | None = None) -> set[str]:
     return found
 
 
-def escape_class_dollars(pattern: str) -> str:
+def _escape_class_dollars(pattern: str) -> str:
     """`pattern` with each unescaped `$` inside a character class escaped: the same regex.
     fastjsonschema rewrites every unescaped `$` to `\\Z` (end of string), also inside a class
     (`[#$%]`, as in the Gateway API's header names), where Python's re refuses it."""
@@ -140,7 +140,7 @@ def escape_class_dollars(pattern: str) -> str:
 
 def _with_safe_patterns(node: Any) -> Any:
     if isinstance(node, dict):
-        return {key: escape_class_dollars(value) if key == "pattern" and isinstance(value, str)
+        return {key: _escape_class_dollars(value) if key == "pattern" and isinstance(value, str)
                 else _with_safe_patterns(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_with_safe_patterns(item) for item in node]
