@@ -1,6 +1,7 @@
 """The real kubeconform and `validate-manifests` give the same verdict on every object: every
-file of the manifest corpus (strict with the corpus' CRDs, and lenient), and everything the
-build of each valid spec renders (Helm and Kustomize per environment, the GitOps folders).
+file of the manifest corpus (strict with the corpus' CRDs, and lenient), everything the build
+of each valid spec renders (Helm and Kustomize per environment, the GitOps folders), and edge
+cases of each format a CRD carries. And CI's check of the committed build passes.
 
 kubeconform runs through .ci/kubeconform, the helper CI uses on the committed build, so these
 tests also prove its offline schema locations. The binary comes from $MODELAPI_COMPILE_TOOLS
