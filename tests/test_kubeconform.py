@@ -186,14 +186,39 @@ def test_crd_formats_get_kubeconforms_verdicts(kubeconform: Path, tmp_path: Path
                        for status in ("statusValid", "statusInvalid")}  # both, every format
 
 
+def check_build(kubeconform: Path, **where: str) -> subprocess.CompletedProcess[str]:
+    """.ci/kubeconform on the committed build, or on the build BUILD of the spec SPEC."""
+    env = {**os.environ, "PYTHON": sys.executable, "MODELAPI_COMPILE_SHARED": str(SHARED),
+           **where}
+    env.pop("KUBERNETES_VERSION", None)  # the spec's
+    result = subprocess.run([str(HELPER), str(kubeconform)], env=env, capture_output=True,
+                            text=True, timeout=900, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+    return result
+
+
 def test_ci_checks_the_committed_build_with_kubeconform(kubeconform: Path, kustomize: Any
                                                         ) -> None:
     """What CI runs: the committed build rendered (chart per environment, overlays, GitOps
     folders) and checked by kubeconform in strict mode, offline."""
-    env = {**os.environ, "PYTHON": sys.executable, "MODELAPI_COMPILE_SHARED": str(SHARED)}
-    env.pop("KUBERNETES_VERSION", None)  # the spec's
-    result = subprocess.run([str(HELPER), str(kubeconform)], env=env, capture_output=True,
-                            text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = check_build(kubeconform)
+    assert "kubeconform on 6 renders" in result.stderr  # dev, prod twice; Argo CD, Flux
     assert "(Kubernetes 1.31.0, strict)" in result.stderr
-    assert "Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+
+
+def test_ci_check_renders_each_part_of_a_split_overlay(kubeconform: Path, kustomize: Any,
+                                                      tmp_path: Path) -> None:
+    from test_overlay_parts import PARTS, split_spec
+
+    spec = tmp_path / "split.yaml"
+    spec.write_text(split_spec(), encoding="utf-8")
+    out = tmp_path / "out"
+    built = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out), "--no-helm"])
+    assert built.exit_code == 0, built.output
+    environments = [p for p in (out / "overlays").iterdir() if p.name != "base"]
+    tools = list((out / "gitops").iterdir())
+    result = check_build(kubeconform, SPEC=str(spec), BUILD=str(out))
+    # per environment: the chart, then the shared folder and each part on its own
+    renders = len(environments) * (1 + 1 + PARTS) + len(tools)
+    assert f"kubeconform on {renders} renders" in result.stderr
