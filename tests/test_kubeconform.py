@@ -222,3 +222,32 @@ def test_ci_check_renders_each_part_of_a_split_overlay(kubeconform: Path, kustom
     # per environment: the chart, then the shared folder and each part on its own
     renders = len(environments) * (1 + 1 + PARTS) + len(tools)
     assert f"kubeconform on {renders} renders" in result.stderr
+
+
+PATTERN_CASES = {  # a `$` in a character class, where fastjsonschema used to break
+    "dollar-in-class": "^[a$]+$", "negated": "^[^$]+$", "bracket-first": "^[]$]+$",
+    "escaped-bracket": "^[\\]$]+$", "anchor-after-escape": "^a\\[$",
+}
+
+
+def test_patterns_get_kubeconforms_verdicts(kubeconform: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = {name.replace("-", ""): pattern for name, pattern in PATTERN_CASES.items()}
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        field: {"type": "string", "pattern": pattern} for field, pattern in fields.items()}}}}
+    schemas = tmp_path / "schemas"
+    (schemas / "example.com").mkdir(parents=True)
+    (schemas / "example.com" / "probe_v1.json").write_text(json.dumps(schema), "utf-8")
+    values = ["a$", "$", "]", "a[", "ab", "a"]
+    objects = [{"apiVersion": "example.com/v1", "kind": "Probe",
+                "metadata": {"name": f"{field}-{n}"}, "spec": {field: value}}
+               for field in fields for n, value in enumerate(values)]
+    (tmp_path / "probes.yaml").write_text(yaml.safe_dump_all(objects), "utf-8")
+    theirs = run_kubeconform(kubeconform, ["-schema-location", str(schemas) + CRD_LAYOUT,
+                                           "probes.yaml"], tmp_path)
+    ours = run_validate_manifests(["probes.yaml", "--schema-location", str(schemas)], tmp_path,
+                                  monkeypatch)
+    assert_same(ours, theirs)
+    checked = {(name.rsplit("-", 1)[0], status) for _, _, name, status in ours}
+    assert checked == {(field, status) for field in fields
+                       for status in ("statusValid", "statusInvalid")}  # both, every pattern

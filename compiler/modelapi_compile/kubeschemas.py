@@ -122,17 +122,18 @@ def _escape_class_dollars(pattern: str) -> str:
     """`pattern` with each unescaped `$` inside a character class escaped: the same regex.
     fastjsonschema rewrites every unescaped `$` to `\\Z` (end of string), also inside a class
     (`[#$%]`, as in the Gateway API's header names), where Python's re refuses it."""
-    out, in_class, escaped = [], False, False
-    for char in pattern:
+    out, in_class, escaped, first = [], False, False, 0  # first: where a class's items start
+    for at, char in enumerate(pattern):
         if escaped:
             escaped = False
         elif char == "\\":
             escaped = True
-        elif char == "[":
+        elif not in_class and char == "[":
             in_class = True
-        elif char == "]":
+            first = at + 2 if pattern[at + 1:at + 2] == "^" else at + 1
+        elif in_class and char == "]" and at > first:  # a `]` first in a class is literal
             in_class = False
-        elif char == "$" and in_class:
+        elif in_class and char == "$":
             char = "\\$"
         out.append(char)
     return "".join(out)
