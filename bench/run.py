@@ -16,7 +16,9 @@ environment one file of every object Kustomize rendered, listed by a bare kustom
 a chart that only copies those objects out of its files): the ratio of the two is the cost of
 the project's layout. Then the cold start of `modelapi-compile --version` against
 `python -c pass`, and schema-validation throughput over all objects of the largest size
-measured (one core, warm catalog). Progress goes to stderr.
+measured (one core, warm catalog), then the real kubeconform ($MODELAPI_COMPILE_TOOLS or
+PATH) and `validate-manifests` side by side on the same files in the same run (objects/s of
+whole processes). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -313,11 +315,17 @@ def render_plain_worker(*charts: str) -> dict[str, Any]:
 
 # -- validation throughput ----------------------------------------------------------------
 
-def load_objects(objects_dir: Path, out: Path) -> list[dict[str, Any]]:
+def validation_inputs(objects_dir: Path, out: Path) -> list[Path]:
+    """What a CI job validates: every environment as Kustomize rendered it, and the GitOps
+    objects."""
     files = sorted(objects_dir.glob("*.yaml"))
-    files += sorted(p for p in (out / "gitops").rglob("*.yaml") if p.name != "kustomization.yaml")
+    return files + sorted(p for p in (out / "gitops").rglob("*.yaml")
+                          if p.name != "kustomization.yaml")
+
+
+def load_objects(objects_dir: Path, out: Path) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
-    for path in files:
+    for path in validation_inputs(objects_dir, out):
         text = path.read_text(encoding="utf-8")
         objects += [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
     return objects
@@ -338,6 +346,81 @@ def validate_worker(objects_dir: str, out_dir: str, version: str) -> dict[str, A
         checked += len(objects)
     elapsed = time.perf_counter() - start
     return {"objects": len(objects), "per_second": checked / elapsed, "problems": problems}
+
+
+# -- kubeconform and validate-manifests side by side ----------------------------------------
+
+def kubeconform_binary() -> Path | None:
+    """kubeconform from $MODELAPI_COMPILE_TOOLS (the tools build's folder), else PATH."""
+    folder = os.environ.get("MODELAPI_COMPILE_TOOLS")
+    if folder and (Path(folder) / "kubeconform").is_file():
+        return Path(folder) / "kubeconform"
+    found = shutil.which("kubeconform")
+    return Path(found) if found else None
+
+
+def shared_crds() -> Path:
+    default = BENCH.parent.parent / "shared"
+    return Path(os.environ.get("MODELAPI_COMPILE_SHARED", default)) / "crds-strict"
+
+
+def resources_found(output: str) -> int:
+    """N of the "Summary: N resources found" line both tools print."""
+    for line in output.splitlines():
+        if line.startswith("Summary: "):
+            return int(line.split()[1])
+    raise RuntimeError(f"no summary in:\n{output[-2000:]}")
+
+
+def side_by_side(objects_dir: Path, out: Path, version: str, runs: int = 3
+                 ) -> list[dict[str, Any]]:
+    """kubeconform (its default 4 workers, and one) and validate-manifests, strict, on the
+    same files with the same schemas (.ci/kubeconform's: kubernetes-validate's and the shared
+    CRDs): whole processes, median wall time of `runs` after one warm-up."""
+    binary, crds = kubeconform_binary(), shared_crds()
+    if binary is None or not crds.is_dir():
+        log(f"side by side skipped: kubeconform {binary or 'not found'}, CRDs in {crds}")
+        return []
+    env = {**os.environ, "PYTHON": sys.executable, "KUBERNETES_VERSION": version,
+           "MODELAPI_COMPILE_SHARED": str(crds.parent)}
+    flags = subprocess.run([str(BENCH.parent / ".ci" / "kubeconform"), str(binary),
+                            "--locations"], env=env, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    files = [str(p) for p in validation_inputs(objects_dir, out)]
+    tools = {
+        "kubeconform (4 workers)": [str(binary), *flags, "-strict", "-summary", *files],
+        "kubeconform -n 1": [str(binary), *flags, "-strict", "-summary", "-n", "1", *files],
+        "modelapi-compile validate-manifests": [
+            *compiler(), "validate-manifests", "--strict", "--kubernetes-version", version,
+            "--schema-location", str(crds), *files],
+    }
+    rows = []
+    for name, command in tools.items():
+        log(f"side by side: {name}")
+        walls, objects = [], 0
+        for n in range(runs + 1):
+            run = measure(command)
+            if run.rc != 0:
+                raise RuntimeError(f"{name} failed (exit {run.rc}):\n{run.stdout[-2000:]}"
+                                   f"{run.stderr[-2000:]}")
+            objects = resources_found(run.stdout)
+            if n:
+                walls.append(run.wall)
+        wall = statistics.median(walls)
+        rows.append({"tool": name, "objects": objects, "wall": wall,
+                     "per_second": objects / wall})
+    return rows
+
+
+def side_by_side_table(size: str, rows: list[dict[str, Any]]) -> str:
+    load = os.getloadavg()[0]
+    lines = [f"Validation side by side ({size}: the same files, strict, the same schemas; whole "
+             f"processes on {os.cpu_count()} cores, load average {load:.1f} at the end, median "
+             "of 3 after a warm-up):", "",
+             "| tool | objects | wall s | objects/s |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['tool']} | {r['objects']} | {r['wall']:.2f} | {r['per_second']:.0f} |"
+              for r in rows]
+    return "\n".join(lines)
 
 
 def kubernetes_version(spec: Path) -> str:
@@ -495,6 +578,8 @@ def report(rows: list[Row], runs: int, start: tuple[float, float],
         parts.append(f"Validation throughput ({validation['size']}, {validation['objects']} "
                      f"objects, one core, warm): {validation['per_second']:.0f} objects/s "
                      f"({validation['problems']} schema problems found).")
+    if validation and validation["side_by_side"]:
+        parts += ["", side_by_side_table(validation["size"], validation["side_by_side"])]
     parts += ["", "Targets (issues 8 and 14):",
               *targets({r.size: r for r in rows}, start, validation)]
     return "\n".join(parts)
@@ -504,7 +589,8 @@ def report(rows: list[Row], runs: int, start: tuple[float, float],
 
 def measure_validation(rows: list[Row], outputs: dict[str, Path], work: Path
                        ) -> dict[str, Any] | None:
-    """Throughput over the objects of L when measured, else of the largest size measured."""
+    """Throughput over the objects of L when measured, else of the largest size measured: in
+    process on one core, then kubeconform and validate-manifests as whole processes."""
     measured = [r.size for r in rows if r.size in outputs and r.objects]
     if not measured:
         return None
@@ -513,10 +599,11 @@ def measure_validation(rows: list[Row], outputs: dict[str, Path], work: Path
     version = kubernetes_version(work / f"spec-{size}.yaml")
     try:
         answer = worker("validate", str(work / f"objects-{size}"), str(outputs[size]), version)
-    except RuntimeError as error:
+        tools = side_by_side(work / f"objects-{size}", outputs[size], version)
+    except (RuntimeError, subprocess.CalledProcessError) as error:
         print(error, file=sys.stderr)
         return None
-    return {**answer, "size": size}
+    return {**answer, "size": size, "side_by_side": tools}
 
 
 def bench(sizes: list[str], runs: int, work: Path, timeout: float, engines: list[str]) -> str:

@@ -41,13 +41,18 @@ def test_json_verdicts_by_resource(monkeypatch: pytest.MonkeyPatch) -> None:
     assert verdicts[("Deployment", "typo")] == "statusInvalid"  # unknown field
     assert verdicts[("Deployment", "wrong-type")] == "statusInvalid"
     assert verdicts[("Service", "missing-required")] == "statusInvalid"
-    assert verdicts[("PodDisruptionBudget", "removed-api")] == "statusInvalid"
+    # no schema in 1.31 to validate against: kubeconform's error, with the reason
+    assert verdicts[("PodDisruptionBudget", "removed-api")] == "statusError"
     assert verdicts[("Widget", "good")] == "statusValid"  # CRD converted on the fly
     assert verdicts[("Widget", "bad-field")] == "statusInvalid"
+    assert verdicts[("Widget", "bad-label")] == "statusInvalid"  # `$` in a pattern's class
+    assert verdicts[("Widget", "bad-since")] == "statusInvalid"  # CRD formats are asserted
     assert verdicts[("Service", "web")] == "statusValid"  # List items are split
     assert verdicts[("Deployment", "json-app")] == "statusValid"  # JSON input
-    assert ("", "") in verdicts and verdicts[("", "")] == "statusError"  # duplicate key
-    assert report["summary"] == {"valid": 7, "invalid": 5, "errors": 1, "skipped": 0}
+    assert verdicts[("ConfigMap", "dup")] == "statusError"  # duplicate key, named all the same
+    assert verdicts[("Deployment", "float-replicas")] == "statusValid"  # 2.0 is an integer
+    assert verdicts[("ConfigMap", "yes-bool")] == "statusInvalid"  # yes is a boolean
+    assert report["summary"] == {"valid": 11, "invalid": 9, "errors": 4, "skipped": 0}
 
 
 def test_without_strict_unknown_fields_and_duplicates_pass(
@@ -58,6 +63,10 @@ def test_without_strict_unknown_fields_and_duplicates_pass(
     assert verdicts[("Deployment", "typo")] == "statusValid"
     assert verdicts[("ConfigMap", "dup")] == "statusValid"
     assert verdicts[("Widget", "unknown-crd")] == "statusSkipped"
+    removed = next(r for r in report["resources"] if r["name"] == "removed-api")
+    assert removed["status"] == "statusSkipped"  # as kubeconform skips it, but said why:
+    assert removed["warnings"] == ["PodDisruptionBudget policy/v1beta1 was removed in "
+                                   "Kubernetes 1.25; use policy/v1"]
 
 
 def test_missing_schema_is_an_error_unless_ignored_or_skipped(
@@ -81,7 +90,7 @@ def test_deprecated_api_is_a_warning_before_removal(monkeypatch: pytest.MonkeyPa
 def test_junit_is_well_formed(monkeypatch: pytest.MonkeyPatch) -> None:
     xml = _run([*ARGS, "--output", "junit"], monkeypatch).output  # type: ignore[attr-defined]
     root = ElementTree.fromstring(xml)
-    assert root.tag == "testsuites" and root.get("failures") == "5"
+    assert root.tag == "testsuites" and root.get("failures") == "9"
 
 
 def test_the_build_output_validates(monkeypatch: pytest.MonkeyPatch) -> None:

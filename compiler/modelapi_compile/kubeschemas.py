@@ -24,10 +24,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .schema_formats import FORMAT_CHECKS, asserts_formats
 
 _GROUP_SHORT = re.compile(r"^([^./]*)(?:\.[^/]*)?/")
 _DEFINITION_REF = "#/$defs/"
@@ -116,6 +118,36 @@ def _formats(schema: Any, found: set[str] | None = None) -> set[str]:
     return found
 
 
+def _escape_class_dollars(pattern: str) -> str:
+    """`pattern` with each unescaped `$` inside a character class escaped: the same regex.
+    fastjsonschema rewrites every unescaped `$` to `\\Z` (end of string), also inside a class
+    (`[#$%]`, as in the Gateway API's header names), where Python's re refuses it."""
+    out, in_class, escaped, first = [], False, False, 0  # first: where a class's items start
+    for at, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif not in_class and char == "[":
+            in_class = True
+            first = at + 2 if pattern[at + 1:at + 2] == "^" else at + 1
+        elif in_class and char == "]" and at > first:  # a `]` first in a class is literal
+            in_class = False
+        elif in_class and char == "$":
+            char = "\\$"
+        out.append(char)
+    return "".join(out)
+
+
+def _with_safe_patterns(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _escape_class_dollars(value) if key == "pattern" and isinstance(value, str)
+                else _with_safe_patterns(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_safe_patterns(item) for item in node]
+    return node
+
+
 def _cache_dir() -> Path | None:
     from .memo import cache_root
 
@@ -127,12 +159,15 @@ def _cache_dir() -> Path | None:
         return None
 
 
-def _compiled_code(schema: dict[str, Any]) -> Any:
-    """A code object validating `schema`, from the disk cache when possible."""
+def _compiled_code(schema: dict[str, Any], checked: frozenset[str]) -> Any:
+    """A code object validating `schema` (the formats in `checked` asserted through the
+    `custom_formats` argument, the others not), from the disk cache when possible."""
     import fastjsonschema
 
+    schema = _with_safe_patterns(schema)
     text = json.dumps(schema, sort_keys=True)
-    key = hashlib.sha256(f"{sys.version}|{fastjsonschema.VERSION}|{text}".encode()).hexdigest()
+    key = hashlib.sha256(f"{sys.version}|{fastjsonschema.VERSION}|{sorted(checked)}|{text}"
+                         .encode()).hexdigest()
     cache_dir = _cache_dir()
     cached = cache_dir / f"{key}.marshal" if cache_dir else None
     if cached and cached.is_file():
@@ -140,8 +175,9 @@ def _compiled_code(schema: dict[str, Any]) -> Any:
             return marshal.loads(cached.read_bytes())
         except (EOFError, ValueError, TypeError):
             pass
-    # Formats are not checked, as in kubeconform and jsonschema's defaults.
-    source = fastjsonschema.compile_to_code(schema, formats={f: ".*" for f in _formats(schema)})
+    formats: dict[str, Any] = {f: FORMAT_CHECKS[f] if f in checked else ".*"
+                               for f in _formats(schema)}
+    source = fastjsonschema.compile_to_code(schema, formats=formats)
     code = compile(source, f"<schema {key[:12]}>", "exec")
     if cached:
         _write_quietly(cached, marshal.dumps(code))
@@ -162,17 +198,23 @@ def _write_quietly(path: Path, data: bytes) -> None:
 class CompiledSchema:
     schema: dict[str, Any]
     origin: str  # where the schema came from, for messages
+    asserts_formats: bool = False  # as kubeconform does for this schema's draft
     _fast: Callable[[Any], Any] | None = field(default=None, repr=False)
     _detailed: Any = field(default=None, repr=False)
 
     def fast(self) -> Callable[[Any], Any]:
         if self._fast is None:
             namespace: dict[str, Any] = {}
-            exec(_compiled_code(self.schema), namespace)  # code generated from our schema
+            exec(_compiled_code(self.schema, self._checked_formats()),  # our schema's code
+                 namespace)
             entry = next(v for k, v in namespace.items()
                          if k.startswith("validate") and callable(v))
-            self._fast = entry
+            self._fast = partial(entry, custom_formats=FORMAT_CHECKS)
         return self._fast
+
+    def _checked_formats(self) -> frozenset[str]:
+        return frozenset(FORMAT_CHECKS).intersection(_formats(self.schema)) \
+            if self.asserts_formats else frozenset()
 
     def problems(self, obj: Any) -> list[SchemaProblem]:
         import fastjsonschema
@@ -190,7 +232,10 @@ class CompiledSchema:
         import jsonschema
 
         if self._detailed is None:
-            self._detailed = jsonschema.Draft7Validator(self.schema)
+            checker = jsonschema.FormatChecker(formats=())
+            for name in self._checked_formats():
+                checker.checks(name)(FORMAT_CHECKS[name])
+            self._detailed = jsonschema.Draft7Validator(self.schema, format_checker=checker)
         errors = sorted(self._detailed.iter_errors(obj), key=lambda e: _json_path(e.absolute_path))
         return [SchemaProblem(_json_path(e.absolute_path), e.message) for e in errors]
 
@@ -232,11 +277,13 @@ class SchemaCatalog:
     def _find(self, api_version: str, kind: str) -> CompiledSchema:
         group, _, version = api_version.rpartition("/")
         if (api_version, kind) in self.crds:
-            return CompiledSchema(self.crds[(api_version, kind)], "CRD")
+            schema = self.crds[(api_version, kind)]
+            return CompiledSchema(schema, "CRD", asserts_formats(schema))
         for root in self.locations:
             candidate = root / group / f"{kind.lower()}_{version}.json"
             if candidate.is_file():
-                return CompiledSchema(json.loads(candidate.read_text("utf-8")), str(candidate))
+                schema = json.loads(candidate.read_text("utf-8"))
+                return CompiledSchema(schema, str(candidate), asserts_formats(schema))
         return self._kubernetes_schema(api_version, kind)
 
     def _kubernetes_schema(self, api_version: str, kind: str) -> CompiledSchema:
@@ -248,7 +295,8 @@ class SchemaCatalog:
                                  f"{self.kubernetes_version} or the schema locations")
         schema = json.loads(entry.read_text("utf-8"))
         definitions = _definitions(self.kubernetes_version, self.strict)
-        return CompiledSchema(self_contained(schema, definitions), f"kubernetes {entry.name}")
+        return CompiledSchema(self_contained(schema, definitions), f"kubernetes {entry.name}",
+                              asserts_formats(schema))
 
     def check(self, obj: dict[str, Any]) -> list[SchemaProblem]:
         """Problems of one object; SchemaNotFound when no schema knows its kind."""

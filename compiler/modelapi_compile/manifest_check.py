@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,8 @@ def _parse(name: str, text: str, strict: bool) -> Iterator[Result | tuple[int, i
         try:
             yield 0, 1, json.loads(text, object_pairs_hook=_json_pairs(strict))
         except ValueError as error:
-            yield Result(name, 0, 1, status="error", message=f"invalid JSON: {error}")
+            failed = _named(Result(name, 0, 1), text, json.loads)
+            yield _finish(failed, "error", f"invalid JSON: {error}")
         return
     loader = _StrictLoader if strict else GoYamlLoader
     for index, (line, document) in enumerate(split_documents(text)):
@@ -199,7 +200,20 @@ def _parse(name: str, text: str, strict: bool) -> Iterator[Result | tuple[int, i
             mark = getattr(error, "problem_mark", None)
             at = line + (mark.line if mark else 0)
             problem = getattr(error, "problem", None) or str(error)
-            yield Result(name, index, at, status="error", message=f"invalid YAML: {problem}")
+            failed = _named(Result(name, index, at), document,
+                            lambda t: yaml.load(t, Loader=GoYamlLoader))
+            yield _finish(failed, "error", f"invalid YAML: {problem}")
+
+
+def _named(result: Result, text: str, lenient_load: Callable[[str], Any]) -> Result:
+    """`result` with the kind and name of a document that only strict loading refuses (a
+    duplicate key), as kubeconform names it."""
+    try:
+        named = _pending(result.file, result.document, result.line, lenient_load(text))
+    except (ValueError, yaml.YAMLError):
+        return result
+    result.api_version, result.kind, result.name = named.api_version, named.kind, named.name
+    return result
 
 
 def _json_pairs(strict: bool) -> Any:
@@ -251,8 +265,12 @@ def check_result(result: Result, catalog: SchemaCatalog, options: Options) -> Re
         return _finish(result, "skipped", "")
     retired = retirement(result.api_version, result.kind, options.kubernetes_version)
     if retired and retired[0] == "removed":
-        result.problems = [SchemaProblem("apiVersion", retired[1])]
-        return _finish(result, "invalid", retired[1])
+        # A removed API has no schema in that version: kubeconform's error, or its skip under
+        # --ignore-missing-schemas, where the reason stays visible as a warning.
+        if options.ignore_missing_schemas:
+            result.warnings.append(retired[1])
+            return _finish(result, "skipped", retired[1])
+        return _finish(result, "error", retired[1])
     if retired:
         result.warnings.append(retired[1])
     try:
