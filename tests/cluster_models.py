@@ -7,7 +7,19 @@ Kustomize produced) and decides what the cluster would do, following the documen
   isolated for a direction once any policy with that policyType selects it; then a
   connection is allowed only if some rule of some such policy admits the peer and port).
 
-Scheduling is not modelled: the real kube-scheduler decides it (tests/control_plane.py).
+- `argocd_sync`: Argo CD's sync by waves (gitops-engine pkg/sync/sync_context.go: a wave
+  starts once every resource of the earlier waves is healthy; health of a PVC from
+  pkg/health/health_pvc.go, Bound) with WaitForFirstConsumer binding (the scheduler's
+  volume binder binds a claim only once a pod that mounts it is scheduled).
+- `deleted_by`: what Argo CD (controller/sync.go prune with the Prune=false and Delete=false
+  sync options), Flux (kustomize-controller's garbage collection, fluxcd/pkg/ssa DeleteAll
+  with the prune-disabled exclusion) and Helm (pkg/action upgrade and uninstall, the
+  helm.sh/resource-policy: keep annotation) delete.
+
+These stay models because nothing real of them runs here: Argo CD, a CNI dataplane and
+helm-controller need a cluster with a container runtime. Where the real components run
+(kube-apiserver, controller-manager, kube-scheduler, and Flux's own apply and prune
+libraries in tools/cmd/flux-apply), they decide instead: tests/control_plane.py.
 """
 
 from __future__ import annotations

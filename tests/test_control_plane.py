@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import valid_specs
+from conftest import REPO, valid_specs
 from control_plane import (
     argocd_apply,
     delete_namespaces,
@@ -29,6 +29,7 @@ from control_plane import (
 )
 from modelapi_compile.cli import cli
 from modelapi_compile.cluster.nodes import PRESET_FOR_CONVENTION
+from modelapi_compile.emit.manifests import overlay_namespace
 from modelapi_compile.pipeline import compile_spec
 from modelapi_compile.validate import load_spec
 from modelapi_compile.verify import render_chart
@@ -118,3 +119,39 @@ def test_the_server_reports_the_version_it_was_built_as(control_plane: Any) -> N
                   if line.strip().startswith("k8s.io/kubernetes "))
     assert version["gitVersion"] == pinned
     assert os.environ.get("CI") != "true" or version["gitTreeState"] == "clean"
+
+
+AKS_TOLERATION = ("          tolerations: [{key: sku, operator: Equal, value: gpu, "
+                  "effect: NoSchedule}]\n")
+
+
+@pytest.mark.parametrize("preset", ["eks", "aks"])
+def test_gpu_pods_land_on_each_platforms_gpu_nodes(control_plane: Any, tmp_path: Path,
+                                                   preset: str) -> None:
+    """The example's L4 model on EKS and AKS GPU pools (GFD labels from the GPU operator):
+    AKS's recommended sku=gpu taint keeps it Pending, with the scheduler's reason, until the
+    spec tolerates it through gpu.tolerations."""
+    client = control_plane.client
+    text = (REPO / "examples" / "agentic.yaml").read_text()
+    anchor = "          accelerator: nvidia-l4\n"
+    assert anchor in text
+    spec = tmp_path / "spec.yaml"
+    for tolerated in ((False, True) if preset == "aks" else (True,)):
+        spec.write_text(text.replace(anchor, anchor + AKS_TOLERATION) if tolerated else text)
+        compiled = compile_spec(str(spec), use_helm=False, keep_objects=True)
+        env = next(e for e in compiled.environments if e.environment == "prod")
+        objects = [*overlay_namespace(env), *compiled.objects["prod"]]
+        nodes_for(control_plane, preset, objects)
+        try:
+            assert argocd_apply(client, objects, env.namespace) == []
+            report = settle(control_plane, {env.namespace}, timeout=30 if not tolerated else 90)
+            vllm = [p for p in report.pods if "vllm-hosted" in p.pod]
+            if tolerated:
+                assert report.ok, (report.rejected, report.pending)
+                assert vllm and all(p.node.startswith(f"{preset}-nvidia-l4") for p in vllm)
+            else:
+                assert not vllm
+                assert any("untolerated taint" in p.reason and "sku" in p.reason
+                           for p in report.pending), report.pending
+        finally:
+            delete_namespaces(control_plane, {env.namespace})
