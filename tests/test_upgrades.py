@@ -169,6 +169,11 @@ def test_every_day_two_change_is_admitted_or_refused_at_its_line(control_plane: 
             if built.returncode != 0:
                 failures.append(f"{what}: the build failed: {built.stderr}")
                 continue
+            if "StatefulSet ->" in what or "-> StatefulSet" in what:
+                announced = "in the last build" in built.stderr and "downloaded again" in \
+                    built.stderr
+                if not announced:
+                    failures.append(f"{what}: the kind switch was not announced")
             spec = candidate
             namespaces.add(spec["spec"]["environments"][0]["namespace"])
             objects = compile_spec(str(path), use_helm=False, keep_objects=True).objects

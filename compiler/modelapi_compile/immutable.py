@@ -139,6 +139,31 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def kind_switches(previous: dict[str, Facts], current: dict[str, Facts]
+                  ) -> Iterable[tuple[str, str, str]]:
+    """(new key, old kind, what happens) for a workload that changes between Deployment and
+    StatefulSet (replicas 1 <-> N on a ReadWriteOnce cache)."""
+    workloads = ("Deployment", "StatefulSet")
+    for key in sorted(current):
+        kind, namespace, name = key.split("/", 2)
+        if kind not in workloads:
+            continue
+        old_kind = next((k for k in workloads if k != kind), "")
+        old = previous.get(f"{old_kind}/{namespace}/{name}")
+        if old is None:
+            continue
+        if old_kind == "StatefulSet":
+            claims = [f"{template}-{name}-N" for template in old.get("volumeClaimTemplates", {})]
+        else:
+            claims = [k.split("/", 2)[2] for k in previous
+                      if k.startswith(f"PersistentVolumeClaim/{namespace}/{name}-")]
+        yield (key, old_kind,
+               f"the next sync prunes the {old_kind} and creates the {kind}; the claims "
+               f"{', '.join(claims) or 'of the old workload'} are left behind (caches are "
+               "never pruned; delete them when unneeded), and the model weights are "
+               "downloaded again into the new claims")
+
+
 def problems(previous: dict[str, Facts], current: dict[str, Facts],
              where: dict[str, tuple[str, int, int, str]], *, accepted: bool
              ) -> tuple[list[Problem], list[Problem]]:
@@ -154,4 +179,8 @@ def problems(previous: dict[str, Facts], current: dict[str, Facts],
                                   "and sync"))
         else:
             warnings.append(Problem(file, line, column, path, message, steps))
+    for key, old_kind, what in kind_switches(previous, current):
+        file, line, column, path = where.get(key, ("", 0, 0, ""))
+        warnings.append(Problem(file, line, column, path,
+                                f"{key} was a {old_kind} in the last build", what))
     return errors, warnings
