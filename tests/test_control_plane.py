@@ -29,6 +29,7 @@ from control_plane import (
 )
 from modelapi_compile.cli import cli
 from modelapi_compile.cluster.nodes import PRESET_FOR_CONVENTION
+from modelapi_compile.cluster.simulate import existing_claims
 from modelapi_compile.emit.manifests import overlay_namespace
 from modelapi_compile.pipeline import compile_spec
 from modelapi_compile.validate import load_spec
@@ -59,7 +60,7 @@ def _build(spec: Path, root: Path) -> Path:
     return out
 
 
-def _overlay_kustomizations(out: Path, environment: str, namespace: str) -> list[dict[str, Any]]:
+def _overlay_kustomizations(root: Path, out: Path, environment: str) -> list[dict[str, Any]]:
     """The Flux Kustomizations of the environment, or (a spec without Flux) one per overlay
     folder, as a platform team's own Flux Kustomization pointing at it would be."""
     found = flux_kustomizations(out, environment)
@@ -70,7 +71,7 @@ def _overlay_kustomizations(out: Path, environment: str, namespace: str) -> list
         else sorted(p for p in overlay.iterdir() if p.is_dir())
     return [{"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
              "metadata": {"name": f"test-{folder.name}", "namespace": "flux-system"},
-             "spec": {"path": str(folder.relative_to(out.parent)), "prune": True,
+             "spec": {"path": str(folder.relative_to(root)), "prune": True,
                       "timeout": "2m"}} for folder in folders]
 
 
@@ -88,9 +89,12 @@ def test_every_environment_is_admitted_and_scheduled(control_plane: Any, helm: A
     namespaces = {env.namespace}
     try:
         # Flux first: it creates the Namespace in its first stage, as on a fresh cluster.
-        for kustomization in _overlay_kustomizations(out, environment, env.namespace):
+        for kustomization in _overlay_kustomizations(tmp_path, out, environment):
             result = flux_apply(control_plane, tmp_path, kustomization)
             assert not result.get("error"), result
+            # What the spec names as existing exists before the pods need it.
+            for claim in existing_claims(objects, env.namespace):
+                client.apply(claim, manager="test")
         rendered = render_chart(helm, out / "charts" / compiled.base.name, environment,
                                 env.namespace)
         assert argocd_apply(client, rendered, env.namespace) == []

@@ -96,7 +96,8 @@ class Client:
         for header in headers:
             # RFC 7234 warning: `299 - "text"`; the API server sends one header per warning.
             text = header.split(" ", 2)[-1].strip()
-            self.warnings.append(text[1:-1] if text.startswith('"') else text)
+            text = text[1:-1] if text.startswith('"') else text
+            self.warnings.append(text.replace('\\"', '"'))  # a quoted-string's escapes
 
     # -- discovery ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..immutable import quantity_bytes
 from ..spec import ACCELERATORS
 
 K8s = dict[str, Any]
@@ -92,7 +93,8 @@ def preset_pools(preset: str, objects: list[K8s]) -> list[NodePool]:
     at its largest scale (plus one), labelled in the preset's convention. An accelerator the
     preset's convention has no label for gets no pool (its pods stay Pending, as they would)."""
     convention, node_labels, gpu_labels, taints = PRESETS[preset]
-    demand: dict[tuple[str, str], int] = {}
+    # (GPU resource, accelerator or "", the pod's other node labels): what a pool must offer.
+    demand: dict[tuple[str, str, str], int] = {}
     cpu_pods = 0
     for template, replicas in _pod_templates(objects):
         resource, gpus = _gpu_request(template)
@@ -100,28 +102,55 @@ def preset_pools(preset: str, objects: list[K8s]) -> list[NodePool]:
             cpu_pods += replicas
             continue
         selector = template.get("nodeSelector") or {}
-        accelerator = _accelerator(selector)
-        # Without a known accelerator the pod's own selector (gpuNodeLabels: explicit) says
-        # which nodes it wants; such a pool is made as written.
-        key = (resource, accelerator or ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
+        accelerator = _accelerator(selector) or ""
+        # Labels the spec selects beyond the accelerator's (gpu.nodeSelector, a spot label,
+        # gpuNodeLabels: explicit) are the user's own node labels: the pool has them too.
+        extra = ",".join(f"{k}={v}" for k, v in sorted(selector.items())
+                         if k not in _CONVENTION_KEYS)
+        key = (resource, accelerator, extra)
         demand[key] = demand.get(key, 0) + replicas * gpus
     # Pool names carry the preset: nodes of another convention are other nodes.
     pools = [NodePool(f"{preset}-cpu", max(3, math.ceil(cpu_pods / 20) + 1), dict(node_labels),
-                      [], dict(CPU_NODE))]
-    for (resource, wanted), gpus in sorted(demand.items(), key=str):
+                      [], _cpu_node_for(objects))]
+    for (resource, accelerator, extra), gpus in sorted(demand.items()):
         labels = {**node_labels, **gpu_labels}
-        if wanted in ACCELERATORS:
-            own = ACCELERATORS[wanted].get(convention)
+        name = f"{preset}-{accelerator or 'gpu'}"
+        if accelerator:
+            own = ACCELERATORS[accelerator].get(convention)
             if own is None:
                 continue
             labels.update(own)
-            name = f"{preset}-{wanted}"
-        else:
-            labels.update(dict(item.split("=", 1) for item in wanted.split(",") if item))
-            name = f"{preset}-gpu-{hashlib.sha256(wanted.encode()).hexdigest()[:8]}"
+        if extra:
+            labels.update(dict(item.split("=", 1) for item in extra.split(",")))
+            name += f"-{hashlib.sha256(extra.encode()).hexdigest()[:8]}"
         pools.append(NodePool(name, math.ceil(gpus / GPUS_PER_NODE) + 1, labels, list(taints),
                               {**GPU_NODE, resource: str(GPUS_PER_NODE)}))
     return pools
+
+
+_CONVENTION_KEYS = {key for conventions in ACCELERATORS.values()
+                    for labels in conventions.values() for key in labels}
+
+
+def _cpu_node_for(objects: list[K8s]) -> dict[str, str]:
+    """CPU nodes large enough for the largest pod without GPUs, as an autoscaler (Karpenter,
+    a node pool of a larger machine type) would pick: a 70B model in CPU mode asks for
+    hundreds of GiB."""
+    cpu, memory = quantity_cpu(CPU_NODE["cpu"]), quantity_bytes(CPU_NODE["memory"])
+    for template, _ in _pod_templates(objects):
+        if _gpu_request(template)[1]:
+            continue
+        requests = [((c.get("resources") or {}).get("requests") or {})
+                    for c in template.get("containers") or []]
+        cpu = max(cpu, sum(quantity_cpu(str(r.get("cpu", "0"))) for r in requests) + 2)
+        memory = max(memory, sum(quantity_bytes(str(r.get("memory", "0"))) for r in requests)
+                     + 8 * 2**30)
+    return {"cpu": str(math.ceil(cpu)), "memory": f"{math.ceil(memory / 2**30)}Gi",
+            "pods": CPU_NODE["pods"]}
+
+
+def quantity_cpu(value: str) -> float:
+    return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
 
 
 def _pod_templates(objects: list[K8s]) -> list[tuple[K8s, int]]:

@@ -95,12 +95,48 @@ def install_crds(client: Client, crds: list[K8s]) -> None:
 
 
 def prepare_cluster(client: Client, pools: list[NodePool], objects: list[K8s]) -> None:
+    """What a GPU cluster has before the stack arrives: storage classes, the nodes, the
+    RuntimeClasses the GPU operator installs (handler = name, as the NVIDIA GPU operator
+    makes `nvidia`) and the PriorityClasses the pods name. The claims the spec names as
+    existing (pvc:// sources, cache.existingClaim) are `existing_claims`."""
     for storage_class in storage_classes(objects):
         client.apply(storage_class, manager=FIELD_MANAGER)
+    for runtime in _named(objects, "runtimeClassName"):
+        client.apply({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                      "metadata": {"name": runtime}, "handler": runtime}, manager=FIELD_MANAGER)
+    for priority in _named(objects, "priorityClassName"):
+        client.apply({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                      "metadata": {"name": priority}, "value": 1000}, manager=FIELD_MANAGER)
     for pool in pools:
         for node in pool.nodes():
             if client.get("v1", "Node", node["metadata"]["name"]) is None:
                 client.create(node)
+
+
+def _named(objects: list[K8s], field: str) -> list[str]:
+    """The cluster objects the pods name in `field` (RuntimeClass, PriorityClass)."""
+    return sorted({str(pod[field]) for pod in _pod_specs(objects) if pod.get(field)})
+
+
+def existing_claims(objects: list[K8s], namespace: str) -> list[K8s]:
+    """Claims the pods mount that the objects do not make: the spec names them as existing."""
+    made = {o["metadata"]["name"] for o in objects if o.get("kind") == "PersistentVolumeClaim"}
+    names = set()
+    for pod in _pod_specs(objects):
+        for volume in pod.get("volumes") or []:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim and claim not in made:
+                names.add(claim)
+    return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": name, "namespace": namespace,
+                          "annotations": {"simulate.modelapi.dev/existing": "true"}},
+             "spec": {"accessModes": ["ReadWriteMany"],
+                      "resources": {"requests": {"storage": "1Ti"}}}} for name in sorted(names)]
+
+
+def _pod_specs(objects: list[K8s]) -> list[K8s]:
+    return [((o.get("spec") or {}).get("template") or {}).get("spec") or {} for o in objects
+            if o.get("kind") in ("Deployment", "StatefulSet")]
 
 
 def simulate(spec: str, environment: str, *, nodes: str | None = None,
@@ -130,6 +166,8 @@ def simulate(spec: str, environment: str, *, nodes: str | None = None,
                 return before
             client.warnings.clear()
         log(f"applying {spec} ({len(new.objects)} objects)")
+        for claim in existing_claims(new.objects, new.namespace):
+            client.apply(claim, manager=FIELD_MANAGER)
         rejected = apply_all(client, new.objects, manager=FIELD_MANAGER,
                              namespace=new.namespace, locate=new.locate)
         if old is not None:
