@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from . import pod_security, yamlout
 from . import workloads as w
+from .emit.monitoring import monitoring_values
 from .problems import Problem, SpecError
 from .resolved import (
     COMPONENT_LABEL,
@@ -23,7 +24,6 @@ from .resolved import (
     GitOpsEnvironment,
     GitOpsPlan,
     K8s,
-    Monitoring,
     NetworkRules,
     ResolvedStack,
     SecretKey,
@@ -119,9 +119,8 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         network_policy=spec.cluster.network_policies,
         dns_peers=dns_peers(spec.cluster.dns_servers),
         network_policies=edge_policies(stack, graph, endpoints, workloads),
-        monitoring=Monitoring(enabled=spec.monitoring.enabled,
-                              interval=spec.monitoring.interval,
-                              labels=spec.monitoring.labels),
+        monitoring=monitoring_values(prefix, env.namespace, spec.monitoring, workloads,
+                                     w.VLLM_PORT),
         external_secrets=_external_secrets(stack, workloads),
         workloads=dict(sorted(workloads.items())),
     )

@@ -197,6 +197,13 @@ class Monitoring(Values):
     enabled: bool = False
     interval: str = "30s"
     labels: dict[str, str] = Field(default_factory=dict)
+    dashboard_labels: dict[str, str] = Field(
+        default_factory=dict, description="labels of the dashboard ConfigMaps")
+    dashboards: dict[str, str] = Field(
+        default_factory=dict,
+        description="Grafana dashboard JSON by ConfigMap name suffix (<stack>-<suffix>)")
+    rule_groups: list[K8s] = Field(
+        default_factory=list, description="groups of the PrometheusRule <stack>-alerts")
 
 
 class ExternalSecrets(Values):
