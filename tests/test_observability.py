@@ -152,11 +152,15 @@ def _series(name: str, labels: str, values: str) -> Obj:
     return {"series": f"{name}{{{NS},{labels}}}", "values": values}
 
 
-def _alert_case(series: list[Obj], checks: list[tuple[str, str, list[dict[str, str]]]]
-                ) -> Obj:
+def _fired(labels: dict[str, str], summary: str, description: str) -> Obj:
+    """One alert as Alertmanager receives it: labels, and annotations as expanded."""
+    return {"exp_labels": labels,
+            "exp_annotations": {"summary": summary, "description": description}}
+
+
+def _alert_case(series: list[Obj], checks: list[tuple[str, str, list[Obj]]]) -> Obj:
     return {"interval": "1m", "input_series": series, "alert_rule_test": [
-        {"eval_time": at, "alertname": alert,
-         "exp_alerts": [{"exp_labels": labels} for labels in expected]}
+        {"eval_time": at, "alertname": alert, "exp_alerts": expected}
         for at, alert, expected in checks]}
 
 
@@ -171,8 +175,9 @@ def _unit_tests(rule: Obj) -> list[Obj]:
     qwen = {"severity": "warning", "modelapi": "qwen", "namespace": "llm"}
     vllm_q = 'service="obs-qwen",model_name="qwen-7b",engine="0"'
     gw = 'service="obs-gateway",requested_model="qwen"'
-    stuck = _minutes(_for_seconds(rule, "ModelAPIScalingStuck", "qwen"))
-    cold = _minutes(_for_seconds(rule, "ModelAPIScaleFromZeroStuck", "nightly"))
+    stuck_budget = _for_seconds(rule, "ModelAPIScalingStuck", "qwen")
+    cold_budget = _for_seconds(rule, "ModelAPIScaleFromZeroStuck", "nightly")
+    stuck, cold = _minutes(stuck_budget), _minutes(cold_budget)
     long = max(stuck, cold) + 60
     return [
         # no ready replica while LiteLLM calls the model (Deployment) or vLLM queues
@@ -188,15 +193,22 @@ def _unit_tests(rule: Obj) -> list[Obj]:
             _series("vllm:num_requests_waiting", f'pod="obs-qwen-0",{vllm_q}', "3x60"),
         ], [("9m", "ModelAPINoReadyReplica", []),
             ("20m", "ModelAPINoReadyReplica", [
-                {"severity": "critical", "modelapi": "nightly", "namespace": "llm"},
-                {"severity": "critical", "modelapi": "qwen", "namespace": "llm"}]),
+                _fired({"severity": "critical", "modelapi": name, "namespace": "llm"},
+                       f"{name} has no ready replica while requests wait",
+                       f"obs-{name} in llm has no ready replica and requests are waiting "
+                       "for it (vLLM's queue or LiteLLM's calls).")
+                for name in ("nightly", "qwen")]),
             ("45m", "ModelAPINoReadyReplica", [])]),
         # waiting per replica above KEDA's target (5): only after the startup budget
         _alert_case([
             _series("vllm:num_requests_waiting", f'pod="obs-qwen-{n}",{vllm_q}',
                     f"0x10 12x{stuck + 20} 0x30") for n in (0, 1)
         ], [(f"{10 + stuck - 2}m", "ModelAPIScalingStuck", []),
-            (f"{10 + stuck + 2}m", "ModelAPIScalingStuck", [qwen]),
+            (f"{10 + stuck + 2}m", "ModelAPIScalingStuck", [_fired(
+                qwen, "qwen's queue stays above the autoscaler's target",
+                "obs-qwen in llm has had 12 waiting requests per replica (target 5) for "
+                f"longer than its startup budget ({stuck_budget}s); scaling is stuck or at "
+                "maxReplicas (4).")]),
             (f"{stuck + 60}m", "ModelAPIScalingStuck", [])]),
         # scale from zero: replicas asked for, none ready within the startup budget
         _alert_case([
@@ -205,15 +217,21 @@ def _unit_tests(rule: Obj) -> list[Obj]:
             _series("kube_deployment_status_replicas_available", 'deployment="obs-nightly"',
                     f"0x{10 + cold + 10} 1x{long}"),
         ], [(f"{10 + cold - 2}m", "ModelAPIScaleFromZeroStuck", []),
-            (f"{10 + cold + 2}m", "ModelAPIScaleFromZeroStuck", [
-                {"severity": "critical", "modelapi": "nightly", "namespace": "llm"}]),
+            (f"{10 + cold + 2}m", "ModelAPIScaleFromZeroStuck", [_fired(
+                {"severity": "critical", "modelapi": "nightly", "namespace": "llm"},
+                "nightly did not come up from zero replicas",
+                "obs-nightly in llm was asked for replicas but none became ready within its "
+                f"startup budget ({cold_budget}s).")]),
             (f"{cold + 30}m", "ModelAPIScaleFromZeroStuck", [])]),
         # KV cache nearly full on one pod for 15m; the other pod is not
         _alert_case([
             _series("vllm:kv_cache_usage_perc", f'pod="obs-qwen-0",{vllm_q}', "0.97x40 0.5x30"),
             _series("vllm:kv_cache_usage_perc", f'pod="obs-qwen-1",{vllm_q}', "0.6x70"),
         ], [("10m", "ModelAPIKVCacheNearFull", []),
-            ("30m", "ModelAPIKVCacheNearFull", [{**qwen, "pod": "obs-qwen-0"}]),
+            ("30m", "ModelAPIKVCacheNearFull", [_fired(
+                {**qwen, "pod": "obs-qwen-0"}, "qwen's KV cache is nearly full",
+                "Pod obs-qwen-0 of obs-qwen in llm uses 97% of its KV cache "
+                "(threshold 0.95).")]),
             ("60m", "ModelAPIKVCacheNearFull", [])]),
         # the model caches (a StatefulSet's claim, a shared claim), not another claim
         _alert_case([
@@ -222,10 +240,12 @@ def _unit_tests(rule: Obj) -> list[Obj]:
             for metric, values in (("kubelet_volume_stats_used_bytes", "95x30 50x30"),
                                    ("kubelet_volume_stats_capacity_bytes", "100x60"))
         ], [("20m", "ModelCacheClaimNearFull", [
-                {"severity": "warning", "modelapi": "qwen", "namespace": "llm",
-                 "persistentvolumeclaim": "model-cache-obs-qwen-0"},
-                {"severity": "warning", "modelapi": "nightly", "namespace": "llm",
-                 "persistentvolumeclaim": "obs-nightly-cache"}]),
+                _fired({"severity": "warning", "modelapi": name, "namespace": "llm",
+                        "persistentvolumeclaim": claim},
+                       f"{name}'s model cache claim is nearly full",
+                       f"Claim {claim} in llm is 95% full (threshold 0.9).")
+                for name, claim in (("qwen", "model-cache-obs-qwen-0"),
+                                    ("nightly", "obs-nightly-cache"))]),
             ("55m", "ModelCacheClaimNearFull", [])]),
         # 10% of the gateway's requests fail (threshold 2%) until minute 30
         _alert_case([
@@ -233,8 +253,10 @@ def _unit_tests(rule: Obj) -> list[Obj]:
             _series("litellm_proxy_failed_requests_metric_total",
                     f'{gw},exception_status="503"', "0+10x30 300x30"),
         ], [("5m", "LiteLLMErrorRateHigh", []),
-            ("20m", "LiteLLMErrorRateHigh", [
-                {"severity": "critical", "modelapi": "gateway", "namespace": "llm"}]),
+            ("20m", "LiteLLMErrorRateHigh", [_fired(
+                {"severity": "critical", "modelapi": "gateway", "namespace": "llm"},
+                "gateway fails too many requests",
+                "10% of obs-gateway's requests in llm failed over 5m (threshold 0.02).")]),
             ("50m", "LiteLLMErrorRateHigh", [])]),
         # 20% of requests answered by a fallback (threshold 10%) until minute 30
         _alert_case([
@@ -243,8 +265,11 @@ def _unit_tests(rule: Obj) -> list[Obj]:
                     'service="obs-gateway",requested_model="qwen",fallback_model="small"',
                     "0+20x30 600x30"),
         ], [("5m", "LiteLLMFallbackRateHigh", []),
-            ("20m", "LiteLLMFallbackRateHigh", [
-                {"severity": "warning", "modelapi": "gateway", "namespace": "llm"}]),
+            ("20m", "LiteLLMFallbackRateHigh", [_fired(
+                {"severity": "warning", "modelapi": "gateway", "namespace": "llm"},
+                "gateway answers too many requests from fallbacks",
+                "20% of obs-gateway's requests in llm went to a fallback model over 5m "
+                "(threshold 0.1).")]),
             ("50m", "LiteLLMFallbackRateHigh", [])]),
         # every request between 60s and 120s (P99 threshold 30s), then all under 1s
         _alert_case([
@@ -252,8 +277,10 @@ def _unit_tests(rule: Obj) -> list[Obj]:
             for le, values in (("1.0", "0x30 10+10x29"), ("60.0", "0x30 10+10x29"),
                                ("120.0", "0+10x60"), ("+Inf", "0+10x60"))
         ], [("5m", "LiteLLMLatencyP99High", []),
-            ("20m", "LiteLLMLatencyP99High", [
-                {"severity": "warning", "modelapi": "gateway", "namespace": "llm"}]),
+            ("20m", "LiteLLMLatencyP99High", [_fired(
+                {"severity": "warning", "modelapi": "gateway", "namespace": "llm"},
+                "gateway's P99 latency is high",
+                "obs-gateway's P99 request latency in llm is 1m 59s (threshold 30s).")]),
             ("50m", "LiteLLMLatencyP99High", [])]),
     ]
 
@@ -294,8 +321,10 @@ def test_thresholds_are_settable_per_environment(rendered: Any, promtool: str,
     series = [_series("vllm:kv_cache_usage_perc",
                       'pod="obs-qwen-0",service="obs-qwen",model_name="qwen-7b",engine="0"',
                       "0.92x40")]
-    expected = {"staging": [], "prod": [{"severity": "warning", "modelapi": "qwen",
-                                  "namespace": "llm", "pod": "obs-qwen-0"}]}
+    expected = {"staging": [], "prod": [_fired(
+        {"severity": "warning", "modelapi": "qwen", "namespace": "llm", "pod": "obs-qwen-0"},
+        "qwen's KV cache is nearly full",
+        "Pod obs-qwen-0 of obs-qwen in llm uses 92% of its KV cache (threshold 0.9).")]}
     for env, alerts in expected.items():
         _write_rules(_rule(rendered, env), tmp_path)
         (tmp_path / "tests.yaml").write_text(yaml.safe_dump({
@@ -501,3 +530,26 @@ def test_queries_use_only_metrics_and_labels_the_pinned_releases_export(rendered
         _check_query('vllm:gpu_cache_usage_perc{service="x"}')
     with pytest.raises(AssertionError):
         _check_query('sum by (route) (rate(litellm_spend_metric_total{service="x"}[5m]))')
+
+
+# --- the README's picture ------------------------------------------------------------------
+
+
+def test_the_readme_image_is_what_the_script_draws(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        missing_engine("matplotlib (pip install -e '.[test]')")
+    script = CASES.parents[1] / "docs" / "render_dashboard.py"
+    spec = importlib.util.spec_from_file_location("render_dashboard", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    board = module.load_dashboard()
+    out = tmp_path / "dashboard.png"
+    module.draw(board, out)
+    assert out.read_bytes() == module.DEFAULT_OUT.read_bytes(), \
+        "run python docs/render_dashboard.py and commit docs/images/dashboard.png"
+    # it draws the dashboard the build writes: every panel, titled as in Grafana
+    assert board["title"] == "obs / qwen (vLLM, llm)"
+    assert {p["title"] for p in board["panels"]} >= MODEL_PANELS

@@ -716,7 +716,8 @@ class AlertThresholds(Model):
 class Monitoring(Model):
     enabled: bool = Field(False, description="ServiceMonitors for vLLM and LiteLLM")
     interval: Duration = "30s"
-    labels: dict[str, str] = Field(default_factory=dict, description="labels on ServiceMonitors")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="labels on ServiceMonitors and the PrometheusRule")
     scrape_from: ScrapeFrom = Field(
         default_factory=ScrapeFrom,
         description="the only peers admitted to the metrics ports (NetworkPolicy ingress)")
@@ -726,9 +727,11 @@ class Monitoring(Model):
     dashboards: bool = Field(True, description="Grafana dashboards as ConfigMaps")
     dashboard_labels: dict[str, str] = Field(
         default_factory=lambda: {"grafana_dashboard": "1"},
-        description="labels of the dashboard ConfigMaps, which Grafana's sidecar selects")
+        description="labels of the dashboard ConfigMaps, which Grafana's sidecar selects; "
+        "default: grafana_dashboard: \"1\" (kube-prometheus-stack)")
     alerts: bool = Field(True, description="PrometheusRules for every model and gateway")
-    thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
+    thresholds: AlertThresholds = Field(default_factory=AlertThresholds,
+                                        description="where the alerts fire")
 
 
 # Vendor-neutral accelerator names -> the node labels that select exactly that GPU, per
