@@ -407,7 +407,7 @@ def test_every_litellm_series_the_dashboards_and_alerts_query_is_exported(
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
     monitoring = compile_spec(str(spec), use_helm=False).base.values.monitoring
-    queries = json.dumps([*monitoring.dashboards.values(), monitoring.rule_groups])
+    queries = json.dumps([*monitoring.dashboards.values(), monitoring.alerts])
     wanted = set(re.findall(r"\b(litellm_[a-z_]+?)(?:_bucket)?\{", queries))
     assert "litellm_deployment_successful_fallbacks_total" in wanted
     # a failed fallback needs a fallback model that fails too, which this stack has not;

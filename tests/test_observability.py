@@ -59,9 +59,15 @@ def _observability(objects: list[Obj]) -> dict[tuple[str, str], Obj]:
                 and o["metadata"]["labels"].get(DASHBOARD_LABEL[0]) == DASHBOARD_LABEL[1])}
 
 
+def _prometheus_rules(rendered: dict[str, dict[str, list[Obj]]], env: str) -> list[Obj]:
+    return [o for (kind, _), o in sorted(_observability(rendered["helm"][env]).items())
+            if kind == "PrometheusRule"]
+
+
 def _rule(rendered: dict[str, dict[str, list[Obj]]], env: str = "staging") -> Obj:
-    found = _observability(rendered["helm"][env])[("PrometheusRule", "obs-alerts")]
-    return found
+    """Every PrometheusRule of the environment as one rule file's groups."""
+    return {"spec": {"groups": [group for rule in _prometheus_rules(rendered, env)
+                                for group in rule["spec"]["groups"]]}}
 
 
 def _dashboards(objects: list[Obj]) -> list[Obj]:
@@ -84,12 +90,16 @@ def test_helm_and_kustomize_render_the_same_dashboards_and_rules(rendered: Any) 
         assert helm_objects == _observability(rendered["kustomize"][env])
     base = _observability(rendered["helm"]["staging"])
     # one stack dashboard, one per vLLM model, one rule object; none where turned off
-    assert sorted(base) == [("ConfigMap", "obs-dashboard"), ("ConfigMap", "obs-nightly-dashboard"),
-                            ("ConfigMap", "obs-qwen-dashboard"), ("PrometheusRule", "obs-alerts")]
+    assert sorted(base) == [
+        ("ConfigMap", "obs-dashboard"), ("ConfigMap", "obs-nightly-dashboard"),
+        ("ConfigMap", "obs-qwen-dashboard"), ("PrometheusRule", "obs-gateway-alerts"),
+        ("PrometheusRule", "obs-nightly-alerts"), ("PrometheusRule", "obs-qwen-alerts")]
     assert _observability(rendered["helm"]["quiet"]) == {}
-    # the PrometheusRule carries the labels Prometheus' ruleSelector picks
-    assert base[("PrometheusRule", "obs-alerts")]["metadata"]["labels"]["release"] == \
-        "kube-prometheus-stack"
+    # one rule object per modelAPI, with the labels Prometheus' ruleSelector picks and the
+    # name label that keeps it with its workload in a split overlay
+    labels = base[("PrometheusRule", "obs-qwen-alerts")]["metadata"]["labels"]
+    assert labels["release"] == "kube-prometheus-stack"
+    assert labels["app.kubernetes.io/name"] == "qwen"
 
 
 def test_the_prometheus_rule_is_valid_against_the_strict_crd(rendered: Any,
@@ -97,7 +107,8 @@ def test_the_prometheus_rule_is_valid_against_the_strict_crd(rendered: Any,
     schema = json.loads((shared_crds / "monitoring.coreos.com" / "prometheusrule_v1.json")
                         .read_text())
     for env in ("staging", "prod"):
-        jsonschema.validate(_rule(rendered, env), schema)
+        for rule in _prometheus_rules(rendered, env):
+            jsonschema.validate(rule, schema)
 
 
 def test_network_policies_still_admit_only_the_monitoring_namespace(rendered: Any) -> None:

@@ -202,8 +202,9 @@ class Monitoring(Values):
     dashboards: dict[str, str] = Field(
         default_factory=dict,
         description="Grafana dashboard JSON by ConfigMap name suffix (<stack>-<suffix>)")
-    rule_groups: list[K8s] = Field(
-        default_factory=list, description="groups of the PrometheusRule <stack>-alerts")
+    alerts: dict[str, list[K8s]] = Field(
+        default_factory=dict,
+        description="alerting rules by modelAPI name: PrometheusRule <stack>-<name>-alerts")
 
 
 class ExternalSecrets(Values):

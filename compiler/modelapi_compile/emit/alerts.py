@@ -1,4 +1,4 @@
-"""PrometheusRule groups: one per vLLM model, one per LiteLLM gateway, one for cache claims.
+"""Alerting rules of each vLLM model, LiteLLM gateway and model cache claim.
 
 Expressions select a workload by its Service (or controller, or claim) name and keep the
 `namespace` label (`by (namespace)`), so the rules are the same wherever the chart is
@@ -214,22 +214,20 @@ def gateway_rules(gw: Gateway, thresholds: AlertThresholds) -> list[K8s]:
     ]
 
 
-def rule_groups(stack: str, models: list[ServedModel], gateways: list[Gateway],
-                claims: list[CacheClaim], thresholds: AlertThresholds) -> list[K8s]:
-    groups = [{"name": f"{stack}/{model.name}", "rules": model_rules(model, thresholds)}
-              for model in models]
-    groups += [{"name": f"{stack}/{gw.name}", "rules": gateway_rules(gw, thresholds)}
-               for gw in gateways]
-    if claims:
-        # a "." never occurs in a spec name, so no model's group has this name
-        groups.append({"name": f"{stack}.model-caches",
-                       "rules": claim_rules(claims, thresholds)})
-    return groups
+def alert_rules(models: list[ServedModel], gateways: list[Gateway],
+                claims: list[CacheClaim], thresholds: AlertThresholds) -> dict[str, list[K8s]]:
+    """The rules of each modelAPI, by its name: one PrometheusRule each, so that no object
+    outgrows the API server's size limit however many models a stack serves."""
+    rules = {model.name: model_rules(model, thresholds) for model in models}
+    rules.update({gw.name: gateway_rules(gw, thresholds) for gw in gateways})
+    for claim in claims:
+        rules.setdefault(claim.name, []).extend(claim_rules([claim], thresholds))
+    return dict(sorted(rules.items()))
 
 
-def runbook_lines(groups: list[K8s]) -> list[str]:
+def runbook_lines(alerts: dict[str, list[K8s]]) -> list[str]:
     """The chart README's section on the alerts the chart defines."""
-    defined = {rule["alert"] for group in groups for rule in group["rules"]}
+    defined = {rule["alert"] for rules in alerts.values() for rule in rules}
     if not defined:
         return []
     lines = ["", "## Alerts", "",

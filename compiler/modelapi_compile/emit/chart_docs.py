@@ -90,7 +90,7 @@ def chart_readme(stack: str, values: dict[str, Any], environments: list[str]) ->
               "|------|-----------|-------|----------|"]
     for name, item in values.get("workloads", {}).items():
         lines.append(f"| {name} | {item['component']} | `{item['image']}` | {item['replicas']} |")
-    lines += runbook_lines(values.get("monitoring", {}).get("ruleGroups", []))
+    lines += runbook_lines(values.get("monitoring", {}).get("alerts", {}))
     return "\n".join(lines) + "\n"
 
 

@@ -5,9 +5,9 @@ resolver, rendered as ConfigMaps and a PrometheusRule here and by the chart's
 from __future__ import annotations
 
 from .. import observability as o
-from ..resolved import PART_OF_LABEL, K8s, Monitoring, Workload
+from ..resolved import NAME_LABEL, PART_OF_LABEL, K8s, Monitoring, Workload
 from ..spec import Monitoring as MonitoringSpec
-from .alerts import rule_groups
+from .alerts import alert_rules
 from .dashboards import dashboards
 
 
@@ -25,14 +25,15 @@ def monitoring_values(stack: str, namespace: str, spec: MonitoringSpec,
         "dashboard_labels": dict(spec.dashboard_labels) if spec.dashboards else {},
         "dashboards": dashboards(stack, namespace, models, gateways) if spec.dashboards
         else {},
-        "rule_groups": rule_groups(stack, models, gateways,
-                                   o.cache_claims(stack, dict(ordered)), spec.thresholds)
-        if spec.alerts else [],
+        "alerts": alert_rules(models, gateways, o.cache_claims(stack, dict(ordered)),
+                              spec.thresholds) if spec.alerts else {},
     })
 
 
-def _labels(stack: str, extra: dict[str, str]) -> dict[str, str]:
-    return {"app.kubernetes.io/managed-by": "modelapi-compile", PART_OF_LABEL: stack, **extra}
+def _labels(stack: str, given: dict[str, str], **own: str) -> dict[str, str]:
+    """The spec's labels, under the ones the compiler relies on."""
+    return {**given, "app.kubernetes.io/managed-by": "modelapi-compile", PART_OF_LABEL: stack,
+            **own}
 
 
 def monitoring_objects(stack: str, namespace: str, monitoring: Monitoring) -> list[K8s]:
@@ -45,11 +46,11 @@ def monitoring_objects(stack: str, namespace: str, monitoring: Monitoring) -> li
         # the sidecar writes every key into one folder: keys unique per stack
         "data": {f"{stack}-{suffix}.json": text},
     } for suffix, text in monitoring.dashboards.items()]
-    if monitoring.rule_groups:
-        objects.append({
-            "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": {"name": f"{stack}-alerts", "namespace": namespace,
-                         "labels": _labels(stack, monitoring.labels)},
-            "spec": {"groups": monitoring.rule_groups},
-        })
+    # each in its modelAPI's part of a split overlay (kustomize.object_folder)
+    objects += [{
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+        "metadata": {"name": f"{stack}-{name}-alerts", "namespace": namespace,
+                     "labels": _labels(stack, monitoring.labels, **{NAME_LABEL: name})},
+        "spec": {"groups": [{"name": f"{stack}/{name}", "rules": rules}]},
+    } for name, rules in monitoring.alerts.items()]
     return objects
