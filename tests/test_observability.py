@@ -516,7 +516,7 @@ def _check_query(query: str) -> set[str]:
     names = set()
     allowed: set[str] = set()
     for name, matchers in SELECTOR.findall(query):
-        labels = {m.split("=")[0].rstrip("!~") for m in matchers.split(",") if m}
+        labels = {m.split("=")[0].strip().rstrip("!~") for m in matchers.split(",") if m}
         own = _allowed_labels(name)
         assert labels <= own, f"{name}: {labels - own} in {query}"
         names.add(name)
@@ -564,3 +564,19 @@ def test_the_readme_image_is_what_the_script_draws(tmp_path: Path) -> None:
     # it draws the dashboard the build writes: every panel, titled as in Grafana
     assert board["title"] == "obs / qwen (vLLM, llm)"
     assert {p["title"] for p in board["panels"]} >= MODEL_PANELS
+
+
+def test_dashboard_json_folds_within_80_columns_and_reads_back_the_same(rendered: Any
+                                                                        ) -> None:
+    """Inside double quotes the YAML writer may break a line before JSON's escaped quotes;
+    yamllint passes and YAML 1.1 and 1.2 readers (both engines above) get the same JSON."""
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    from modelapi_compile.yamlout import dump
+
+    text = json.dumps(_dashboards(rendered["helm"]["staging"])[0], sort_keys=True)
+    document = "---\n" + dump({"data": {"board.json": text}})
+    assert len(document.splitlines()) > 50  # folded, not one line
+    assert list(linter.run(document, YamlLintConfig("extends: default"))) == []
+    assert yaml.safe_load(document)["data"]["board.json"] == text

@@ -9,6 +9,7 @@ plain DNS labels.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .. import observability as m
@@ -88,9 +89,16 @@ RUNBOOKS = (
 )
 
 
+def one_line(expr: str) -> str:
+    """A query on one line, with a space after each selector's `{`: the YAML writer folds
+    long strings at a space before a word, within yamllint's 80 columns (a `|` block of a
+    multi-line query could not be folded). A `{` after `]` (a regex's repeat) is kept."""
+    return re.sub(r"(?<=[A-Za-z0-9_:])\{(?=[A-Za-z_])", "{ ", re.sub(r"\s*\n\s*", " ", expr))
+
+
 def _rule(alert: str, expr: str, duration: str, severity: str, summary: str,
           description: str, labels: dict[str, str]) -> K8s:
-    return {"alert": alert, "expr": expr, "for": duration,
+    return {"alert": alert, "expr": one_line(expr), "for": duration,
             "labels": {"severity": severity, **labels},
             "annotations": {"summary": summary, "description": description}}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import observability as m
 from ..observability import Gateway, ServedModel
+from .alerts import one_line
 
 SCHEMA_VERSION = 39
 PANEL_WIDTH, PANEL_HEIGHT, COLUMNS = 12, 8, 2
@@ -30,7 +31,8 @@ def dashboard_uid(namespace: str, stack: str, key: str) -> str:
 
 
 def target(expr: str, legend: str, ref: str) -> Json:
-    return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": ref}
+    return {"datasource": DATASOURCE, "expr": one_line(expr), "legendFormat": legend,
+            "refId": ref}
 
 
 def panel(title: str, unit: str, queries: list[tuple[str, str]], description: str = ""
@@ -101,8 +103,8 @@ def _quantiles(metric: str, selector: str, by: str = "") -> list[tuple[str, str]
 
 
 def model_dashboard(stack: str, namespace: str, model: ServedModel) -> Json:
-    sel = f'namespace="$namespace",service="{model.fullname}",model_name=~"$model"'
-    owner = f'namespace="$namespace",{model.replicas.label}="{model.fullname}"'
+    sel = f'namespace="$namespace", service="{model.fullname}", model_name=~"$model"'
+    owner = f'namespace="$namespace", {model.replicas.label}="{model.fullname}"'
     panels = [
         panel("Requests running and waiting", "short", [
             (f"sum({m.VLLM_RUNNING}{{{sel}}})", "running"),
@@ -133,11 +135,11 @@ def model_dashboard(stack: str, namespace: str, model: ServedModel) -> Json:
                             "KEDA adds a replica while the queue per replica is above "
                             "the target"))
     panels.append(panel("GPUs", "short", [
-        (f'sum({m.KSM_REQUESTS}{{namespace="$namespace",pod=~"{model.pod_pattern}",'
+        (f'sum({m.KSM_REQUESTS}{{namespace="$namespace", pod=~"{model.pod_pattern}", '
          f'resource="{model.gpu_resource}"}})', "GPUs requested")],
         f"{model.gpus} per replica (kube-state-metrics requests)"))
     namespace_query = f'label_values({m.VLLM_RUNNING}{{service="{model.fullname}"}}, namespace)'
-    model_query = (f'label_values({m.VLLM_RUNNING}{{namespace="$namespace",'
+    model_query = (f'label_values({m.VLLM_RUNNING}{{namespace="$namespace", '
                    f'service="{model.fullname}"}}, model_name)')
     return dashboard(dashboard_uid(namespace, stack, model.name),
                      f"{stack} / {model.name} (vLLM, {namespace})",
@@ -147,8 +149,8 @@ def model_dashboard(stack: str, namespace: str, model: ServedModel) -> Json:
 
 def stack_dashboard(stack: str, namespace: str, gateways: list[Gateway]) -> Json:
     services = "|".join(gw.fullname for gw in gateways)
-    sel = f'namespace="$namespace",service=~"{services}",requested_model=~"$model"'
-    spend_sel = f'namespace="$namespace",service=~"{services}"'
+    sel = f'namespace="$namespace", service=~"{services}", requested_model=~"$model"'
+    spend_sel = f'namespace="$namespace", service=~"{services}"'
     by = "requested_model"
     panels = [
         panel("Requests per route", "reqps", [
@@ -176,7 +178,7 @@ def stack_dashboard(stack: str, namespace: str, gateways: list[Gateway]) -> Json
     ]
     first = gateways[0].fullname
     namespace_query = f'label_values({m.LITELLM_REQUESTS}{{service="{first}"}}, namespace)'
-    model_query = (f'label_values({m.LITELLM_REQUESTS}{{namespace="$namespace",'
+    model_query = (f'label_values({m.LITELLM_REQUESTS}{{namespace="$namespace", '
                    f'service=~"{services}"}}, requested_model)')
     return dashboard(dashboard_uid(namespace, stack, ""), f"{stack} (LiteLLM, {namespace})",
                      ["modelapi-compile", stack, "litellm"],
@@ -184,8 +186,9 @@ def stack_dashboard(stack: str, namespace: str, gateways: list[Gateway]) -> Json
 
 
 def dashboard_text(board: Json) -> str:
-    """Sorted keys and no spaces: stable bytes, small ConfigMaps and values."""
-    return json.dumps(board, sort_keys=True, separators=(",", ":"))
+    """Sorted keys (stable bytes) on one line with a space after each separator, which
+    the YAML writer folds at (a multi-line JSON would be a `|` block that cannot fold)."""
+    return json.dumps(board, sort_keys=True)
 
 
 def dashboards(stack: str, namespace: str, models: list[ServedModel],

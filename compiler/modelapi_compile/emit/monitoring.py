@@ -1,5 +1,5 @@
 """Dashboards and alerts of one environment: computed into the chart's values by the
-resolver, rendered as ConfigMaps and a PrometheusRule here and by the chart's
+resolver, rendered as ConfigMaps and PrometheusRules here and by the chart's
 `monitoring.yaml` template from the same values."""
 
 from __future__ import annotations
