@@ -401,3 +401,36 @@ def test_metrics_answer_the_service_monitor_without_the_master_key(proxy: Proxy)
     status, body = proxy.request("GET", "/metrics/", key=None)
     assert status == 200, body
     assert "litellm" in str(body)
+
+
+def test_every_litellm_series_the_dashboards_and_alerts_query_is_exported(
+        proxy: Proxy, tmp_path: Path) -> None:
+    """Issue 26: after a success, a fallback and a refused model, the proxy's /metrics has
+    every litellm_* series the generated dashboards and PrometheusRule query, with the route
+    in `requested_model`."""
+    import re
+
+    from modelapi_compile.pipeline import compile_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    monitoring = compile_spec(str(spec), use_helm=False).base.values.monitoring
+    queries = json.dumps([*monitoring.dashboards.values(), monitoring.alerts])
+    wanted = set(re.findall(r"\b(litellm_[a-z_]+?)(?:_bucket)?\{", queries))
+    assert "litellm_deployment_successful_fallbacks_total" in wanted
+    # a failed fallback needs a fallback model that fails too, which this stack has not;
+    # the name is checked against the release's metric list in test_observability.py
+    wanted.discard("litellm_deployment_failed_fallbacks_total")
+    assert proxy.chat("small")[0] == 200
+    assert proxy.chat("flaky")[0] == 200  # answered by its fallback, small
+    assert proxy.chat("no-such-route")[0] >= 400
+    status, body = proxy.request("GET", "/metrics/")
+    assert status == 200, body
+    exported = {line.split("{")[0].split(" ")[0] for line in str(body).splitlines()
+                if line.startswith("litellm_")}
+    histograms = {name.removesuffix("_bucket") for name in exported if name.endswith("_bucket")}
+    assert wanted <= exported | histograms, wanted - exported - histograms
+    assert re.search(r'litellm_deployment_successful_fallbacks_total\{[^}]*'
+                     r'fallback_model="small"[^}]*requested_model="flaky"', str(body)) or \
+        re.search(r'litellm_deployment_successful_fallbacks_total\{[^}]*'
+                  r'requested_model="flaky"[^}]*fallback_model="small"', str(body))

@@ -123,7 +123,8 @@ def test_readme_production_fragments_are_from_the_built_spec() -> None:
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Production features"):readme.index("## How it works")]
     spec = "".join((CASES / "valid" / name).read_text()
-                   for name in ("production-knobs.yaml", "litellm-gateway.yaml"))
+                   for name in ("production-knobs.yaml", "litellm-gateway.yaml",
+                                "observability.yaml"))
     blocks = section.split("```yaml\n")[1:]
     assert len(blocks) >= 12
     for block in blocks:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from . import pod_security, yamlout
 from . import workloads as w
+from .emit.monitoring import monitoring_values
 from .pod_options import longest_request
 from .problems import Problem, SpecError
 from .resolved import (
@@ -24,7 +25,6 @@ from .resolved import (
     GitOpsEnvironment,
     GitOpsPlan,
     K8s,
-    Monitoring,
     NetworkRules,
     ResolvedStack,
     RolloutCheck,
@@ -132,9 +132,8 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         shared_namespace=env.shared_namespace,
         dns_peers=dns_peers(spec.cluster.dns_servers),
         network_policies=edge_policies(stack, graph, endpoints, workloads),
-        monitoring=Monitoring(enabled=spec.monitoring.enabled,
-                              interval=spec.monitoring.interval,
-                              labels=spec.monitoring.labels),
+        monitoring=monitoring_values(prefix, env.namespace, spec.monitoring, workloads,
+                                     w.VLLM_PORT),
         external_secrets=_external_secrets(stack, workloads),
         workloads=dict(sorted(workloads.items())),
     )

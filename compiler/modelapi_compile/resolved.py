@@ -205,6 +205,14 @@ class Monitoring(Values):
     enabled: bool = False
     interval: str = "30s"
     labels: dict[str, str] = Field(default_factory=dict)
+    dashboard_labels: dict[str, str] = Field(
+        default_factory=dict, description="labels of the dashboard ConfigMaps")
+    dashboards: dict[str, str] = Field(
+        default_factory=dict,
+        description="Grafana dashboard JSON by ConfigMap name suffix (<stack>-<suffix>)")
+    alerts: dict[str, list[K8s]] = Field(
+        default_factory=dict,
+        description="alerting rules by modelAPI name: PrometheusRule <stack>-<name>-alerts")
 
 
 class ExternalSecrets(Values):

@@ -127,6 +127,7 @@ Duration = Annotated[str, AfterValidator(_duration)]
 Image = Annotated[str, AfterValidator(_image)]
 Url = Annotated[str, AfterValidator(_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
 class Model(BaseModel):
@@ -773,16 +774,37 @@ class ScrapeFrom(Model):
         None, description="the scraper pods in those namespaces; null: any pod there")
 
 
+class AlertThresholds(Model):
+    """Where the PrometheusRules fire; the startup budget of each model is its own."""
+
+    error_rate: Fraction = Field(0.05, description="LiteLLM failed / all requests, 5m rate")
+    fallback_rate: Fraction = Field(0.1, description="LiteLLM fallbacks / requests, 5m rate")
+    p99_latency_seconds: float = Field(
+        60.0, gt=0, description="LiteLLM request P99 latency over 5m, in seconds")
+    kv_cache_usage: Fraction = Field(0.95, description="vLLM KV-cache usage of a replica")
+    cache_claim_usage: Fraction = Field(
+        0.9, description="used / capacity of a model cache claim (kubelet volume stats)")
+
+
 class Monitoring(Model):
     enabled: bool = Field(False, description="ServiceMonitors for vLLM and LiteLLM")
     interval: Duration = "30s"
-    labels: dict[str, str] = Field(default_factory=dict, description="labels on ServiceMonitors")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="labels on ServiceMonitors and the PrometheusRule")
     scrape_from: ScrapeFrom = Field(
         default_factory=ScrapeFrom,
         description="the only peers admitted to the metrics ports (NetworkPolicy ingress)")
     prometheus_url: Url | None = Field(
         None, alias="prometheusURL",
         description="Prometheus that KEDA queries for vLLM autoscaling")
+    dashboards: bool = Field(True, description="Grafana dashboards as ConfigMaps")
+    dashboard_labels: dict[str, str] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        description="labels of the dashboard ConfigMaps, which Grafana's sidecar selects; "
+        "default: grafana_dashboard: \"1\" (kube-prometheus-stack)")
+    alerts: bool = Field(True, description="PrometheusRules for every model and gateway")
+    thresholds: AlertThresholds = Field(default_factory=AlertThresholds,
+                                        description="where the alerts fire")
 
 
 # Vendor-neutral accelerator names -> the node labels that select exactly that GPU, per

@@ -191,11 +191,14 @@ def _fold_points(text: str) -> list[str]:
     """`text` split at the spaces where a line break may stand instead: a single space
     between two words, the next starting with a letter or digit (so a continuation line never
     starts a comment, a sequence entry or an indicator), the previous not ending in an escape
-    character."""
+    character. Inside double quotes a continuation line may also start with an escape
+    (JSON's `\\"` in a dashboard), which no indicator can be."""
     pieces = [""]
+    breaks_before = "\\" if text.startswith('"') else ""
     for i, char in enumerate(text):
         before, after = text[i - 1:i], text[i + 1:i + 2]
-        if char == " " and pieces[-1] and before not in (" ", "\\") and after.isalnum():
+        if char == " " and pieces[-1] and before not in (" ", "\\") and (
+                after.isalnum() or (after != "" and after in breaks_before)):
             pieces.append("")
         else:
             pieces[-1] += char

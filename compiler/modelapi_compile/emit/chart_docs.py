@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from .alerts import runbook_lines
 from .helm import values_schema
 
 
@@ -89,6 +90,7 @@ def chart_readme(stack: str, values: dict[str, Any], environments: list[str]) ->
               "|------|-----------|-------|----------|"]
     for name, item in values.get("workloads", {}).items():
         lines.append(f"| {name} | {item['component']} | `{item['image']}` | {item['replicas']} |")
+    lines += runbook_lines(values.get("monitoring", {}).get("alerts", {}))
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ from ..resolved import (
     role_service_account,
     selector_labels,
 )
+from .monitoring import monitoring_objects
 
 MANAGED_BY = "modelapi-compile"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
@@ -79,7 +80,7 @@ def build_objects(resolved: ResolvedStack) -> list[K8s]:
     for name, workload in values.workloads.items():
         objects += workload_objects(stack, namespace, name, workload,
                                     values.network_policy, values.monitoring)
-    return objects
+    return objects + monitoring_objects(stack, namespace, values.monitoring)
 
 
 def external_secrets(stack: str, namespace: str, settings: ExternalSecrets) -> list[K8s]:
