@@ -173,3 +173,19 @@ def test_verify_server_reports_an_admission_policy_at_the_spec_line(control_plan
         for namespace in ("agentic", "agentic-dev"):
             client.delete({"apiVersion": "v1", "kind": "Namespace",
                            "metadata": {"name": namespace}})
+
+
+def test_a_kind_switch_converges_as_argocd_syncs_it(binaries: None, tmp_path: Path) -> None:
+    """replicas 1 -> 2 on a ReadWriteOnce cache: the Deployment becomes a StatefulSet. Applied
+    as Argo CD syncs (server-side apply of the new objects, prune of the ones that left,
+    Prune=false kept: gitops-engine's sync with prune), the old workload goes, the new
+    claims bind and every pod runs; the old cache claim stays."""
+    old = tmp_path / "old.yaml"
+    new = tmp_path / "new.yaml"
+    old.write_text(EXAMPLE.read_text())
+    new.write_text(EXAMPLE.read_text().replace("      replicas: 1\n", "      replicas: 2\n", 1))
+    done = _run("simulate", "-f", str(new), "--env", "prod", "--upgrade-from", str(old),
+                "--crds", str(SHARED / "crds-yaml"), "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    pods = [p["pod"] for p in json.loads(done.stdout)["pods"] if "vllm-hosted" in p["pod"]]
+    assert sorted(pods) == ["agentic/agentic-vllm-hosted-0", "agentic/agentic-vllm-hosted-1"]
