@@ -49,12 +49,11 @@ def helm() -> Any:
 
 
 def go_tool(name: str) -> str:
-    """A Go-built tool (promtool, kubeconform, ...): from the folder MODELAPI_COMPILE_TOOLS
-    names, else from PATH; skipped when absent, a failure under CI=true."""
-    folder = os.environ.get("MODELAPI_COMPILE_TOOLS")
-    if folder and (Path(folder) / name).is_file():
-        return str(Path(folder) / name)
-    found = shutil.which(name)
+    """A Go-built tool (promtool, kubeconform, ...): from MODELAPI_COMPILE_TOOLS, the cache
+    tools/build.sh fills, else PATH; skipped when absent, a failure under CI=true."""
+    from modelapi_compile.cluster.binaries import find
+
+    found = find(name)
     if found is None:
         missing_engine(f"{name} (in $MODELAPI_COMPILE_TOOLS or on PATH)")
     assert found is not None

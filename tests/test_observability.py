@@ -8,9 +8,7 @@ synthetic series; the PrometheusRule is checked against the operator's strict CR
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import CASES, missing_engine, render_spec
+from conftest import CASES, go_tool, missing_engine, render_spec
 from modelapi_compile.spec import DEFAULT_VLLM_IMAGE
 
 SPEC = CASES / "valid" / "observability.yaml"
@@ -30,20 +28,9 @@ ALERTS = {"ModelAPINoReadyReplica", "ModelAPIScalingStuck", "ModelAPIScaleFromZe
           "LiteLLMFallbackRateHigh", "LiteLLMLatencyP99High"}
 
 
-def _tool(name: str) -> str:
-    folder = os.environ.get("MODELAPI_COMPILE_TOOLS")
-    if folder and (Path(folder) / name).is_file():
-        return str(Path(folder) / name)
-    found = shutil.which(name)
-    if found is None:
-        missing_engine(f"{name} (in $MODELAPI_COMPILE_TOOLS or on PATH)")
-    assert found is not None
-    return found
-
-
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    return _tool("promtool")
+    return go_tool("promtool")
 
 
 @pytest.fixture(scope="module")
