@@ -174,6 +174,8 @@ INPUT_COMMANDS: dict[str, Any] = {
     "graph": lambda f, o: ["graph", "-f", f],
     "explain": lambda f, o: ["explain", "-f", f, "--env", "dev", "spec.namespace"],
     "import": lambda f, o: ["import", f, "-o", o + ".yaml"],
+    "simulate": lambda f, o: ["simulate", "-f", f, "--env", "dev"],
+    "verify": lambda f, o: ["verify", "--server", "-f", f, "--env", "dev"],
 }
 OUTPUT_COMMANDS: dict[str, Any] = {
     "build -o": lambda o: ["build", "-f", EXAMPLE, "-o", o, "--no-helm"],

@@ -51,9 +51,11 @@ def _progress(message: str) -> None:
 @_guarded
 def simulate(spec: str, environment: str | None, nodes: str | None, upgrade_from: str | None,
              crds: tuple[str, ...], timeout: int, report_format: str) -> None:
-    """Apply an environment to a local control plane (kube-apiserver, etcd, controller-manager,
-    scheduler, kwok nodes) and report what Kubernetes rejected, where each pod runs and what
-    stays Pending. Exit 0 only when everything was admitted and every pod is bound."""
+    """Apply an environment to a local control plane and report what Kubernetes made of it.
+
+    The real kube-apiserver, etcd, controller-manager and scheduler run with kwok nodes; the
+    report says what was rejected, where each pod runs and what stays Pending. Exit 0 only
+    when everything was admitted and every pod is bound."""
     from .binaries import MissingBinaries, require
     from .local import ControlPlaneError
     from .nodes import PRESETS
@@ -66,7 +68,10 @@ def simulate(spec: str, environment: str | None, nodes: str | None, upgrade_from
         if not Path(nodes).is_file():
             raise click.BadParameter(f"{nodes!r} is neither a preset ({', '.join(PRESETS)}) "
                                      "nor a file", param_hint="--nodes")
+    from ..validate import load_spec
+
     env = _one_environment(spec, environment)
+    load_spec(spec)  # a spec that cannot be read is the first thing to say
     try:
         require()
     except MissingBinaries as error:
@@ -101,9 +106,11 @@ def simulate(spec: str, environment: str | None, nodes: str | None, upgrade_from
 @_guarded
 def verify(spec: str, environment: str | None, server: bool, kubeconfig: str | None,
            context: str | None, report_format: str) -> None:
-    """Server-side dry-run of an environment's objects against a real cluster: its admission
-    (webhooks, ValidatingAdmissionPolicies, Pod Security, quotas), CEL rules and immutable
-    fields judge them; every rejection is reported at the spec line it came from."""
+    """Dry-run an environment on a real cluster (server-side apply with dryRun=All).
+
+    The cluster's admission (webhooks, ValidatingAdmissionPolicies, Pod Security, quotas),
+    CEL rules and immutable fields judge every object; each rejection is reported at the
+    spec line it came from."""
     del server
     from .server import dry_run
 
