@@ -189,6 +189,7 @@ def pods_fit(plane: LocalControlPlane, pairs: list[tuple[K8s, K8s]], timeout: fl
         node = {**node, "metadata": {**node["metadata"],
                                      "annotations": {"kwok.x-k8s.io/node": "fake"}}}
         client.create(node)
+    _wait_ready(client, list(nodes), timeout)
     names = [f"fit-{i}" for i in range(len(pairs))]
     try:
         for name, (template, node) in zip(names, pairs, strict=True):
@@ -211,6 +212,26 @@ def pods_fit(plane: LocalControlPlane, pairs: list[tuple[K8s, K8s]], timeout: fl
         delete_namespaces(plane, {FIT_NAMESPACE})
         for name in nodes:
             client.delete({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+
+
+def _wait_ready(client: Client, names: list[str], timeout: float) -> None:
+    """Until kwok has made the nodes Ready and the node lifecycle controller has lifted its
+    not-ready taint: before that every pod is unschedulable for a reason of no interest."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = []
+        for name in names:
+            found = client.get("v1", "Node", name) or {}
+            conditions = (found.get("status") or {}).get("conditions") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in conditions)
+            taints = (found.get("spec") or {}).get("taints") or []
+            if not ready or any(t["key"].startswith("node.kubernetes.io/") for t in taints):
+                pending.append(name)
+        if not pending:
+            return
+        assert time.monotonic() < deadline, f"nodes not ready: {pending}"
+        time.sleep(0.3)
 
 
 def node(name: str, labels: dict[str, str], taints: tuple[K8s, ...] | list[K8s],
