@@ -152,7 +152,7 @@ def test_one_environment_declares_its_namespace_shared_through_its_patch(tmp_pat
     assert "managedNamespaceMetadata" not in generated["dev"]
     assert "CreateNamespace=true" in generated["prod"]["syncOptions"]
     assert generated["prod"]["managedNamespaceMetadata"]["labels"][
-        "pod-security.kubernetes.io/enforce"] == "baseline"  # vLLM runs as root
+        "pod-security.kubernetes.io/enforce"] == "restricted"  # vLLM runs as non-root
 
 
 def _generated(appset: Obj, element: dict[str, str]) -> Obj:
