@@ -180,7 +180,7 @@ def test_manifest_records_hashes_and_no_timestamps(tmp_path: Path) -> None:
     out = _fresh_old(tmp_path, "out")
     manifest = json.loads((out / MANIFEST).read_text())
     assert set(manifest) == {"generator", "version", "stack", "spec", "specSha256", "files",
-                             "claims"}
+                             "claims", "immutable"}
     assert manifest["claims"] == sorted(manifest["claims"])
     assert FOREIGN not in manifest["files"]
     assert "charts/agentic/values.yaml" in manifest["files"]
