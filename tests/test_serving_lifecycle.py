@@ -267,7 +267,8 @@ def test_prometheus_never_gets_the_master_key(tmp_path: Path, helm: Any,
 def test_an_exposed_open_metrics_endpoint_is_warned_about(tmp_path: Path) -> None:
     text = PLATFORM.replace(
         "        metricsKeySecret: {name: litellm-metrics, key: key}\n",
-        "        expose: {host: llm.example.com, gateway: {name: gw, namespace: gw}}\n")
+        "        expose: {host: llm.example.com, gateway: {name: gw, namespace: gw},\n"
+        "                 fromNamespace: envoy-gateway-system}\n")
     result = _validate(text, tmp_path)
     assert result.exit_code == 0, result.output
     assert "warning:" in result.output and "metricsKeySecret" in result.output
