@@ -74,7 +74,8 @@ def test_simulate_locates_what_the_server_refuses_on_upgrade(binaries: None,
                 "--crds", str(SHARED / "crds-yaml"), "--format", "json")
     assert done.returncode == 1, done.stdout + done.stderr
     rejected = json.loads(done.stdout)["rejected"]
-    assert any("StatefulSet" in r["object"] and "Forbidden" in r["message"] for r in rejected)
+    assert any("StatefulSet" in r["object"] and "volumeClaimTemplates" in r["message"]
+               for r in rejected)
     line = next(i for i, text in enumerate(new.read_text().splitlines(), 1)
                 if "- name: vllm-hosted" in text)
     assert {r["line"] for r in rejected if "StatefulSet" in r["object"]} == {line}
