@@ -136,6 +136,9 @@ def test_gpu_pods_land_on_each_platforms_gpu_nodes(control_plane: Any, tmp_path:
     AKS's recommended sku=gpu taint keeps it Pending, with the scheduler's reason, until the
     spec tolerates it through gpu.tolerations."""
     client = control_plane.client
+    # Only this platform's nodes: GPU nodes of earlier tests would take the pod.
+    for old in client.list("v1", "Node"):
+        client.delete({"apiVersion": "v1", "kind": "Node", "metadata": old["metadata"]})
     text = (REPO / "examples" / "agentic.yaml").read_text()
     anchor = "          accelerator: nvidia-l4\n"
     assert anchor in text

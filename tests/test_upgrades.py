@@ -88,7 +88,7 @@ CHANGES: list[tuple[str, Callable[[Spec], Spec], bool]] = [
             prometheusURL="http://prometheus-operated.monitoring.svc:9090"),
         _vllm(s, "qwen").update(autoscaling={"minReplicas": 1, "maxReplicas": 4,
                                              "waitingRequests": 5}))), False),
-    ("autoscaling off", _set(lambda s: _vllm(s, "qwen").pop("autoscaling")), False),
+    ("autoscaling off", _set(lambda s: _vllm(s, "qwen").pop("autoscaling", None)), False),
     ("image bump", _set(lambda s: _api(s, "ollama")["ollama"].update(
         image="ollama/ollama:0.6.6")), False),
     ("overlayParts 1 -> 2", _set(lambda s: s["spec"]["gitops"].update(overlayParts=2)), False),

@@ -325,9 +325,10 @@ def _metrics_key(litellm: Litellm) -> SecretKey | None:
 
 def _metrics_settings(metrics: bool, key: SecretKey | None) -> K8s:
     """/metrics lists models, keys' aliases, teams and spend: with a key to check, only
-    callers that hold one may read it (LiteLLM leaves it open by default)."""
-    if metrics and key is not None:
-        return {"require_auth_for_metrics_endpoint": True}
+    callers that hold one may read it; without one it is open to the monitoring namespace
+    alone (NetworkPolicy). Said either way: the pinned LiteLLM asks for a key by default."""
+    if metrics:
+        return {"require_auth_for_metrics_endpoint": key is not None}
     return {}
 
 
