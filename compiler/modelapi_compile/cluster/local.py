@@ -125,9 +125,19 @@ class LocalControlPlane:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         log = (self.folder / f"{name}.log").open("wb")
-        self.processes[name] = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.folder)
+        process = None
+        try:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=self.folder)
+            self.processes[name] = process
+        except BaseException:
+            # Ctrl-C or SIGTERM between the start and the bookkeeping: stop it here, since
+            # `stop` only knows the processes recorded.
+            if process is not None and name not in self.processes:
+                _signal_group(process, signal.SIGKILL)
+                process.wait(timeout=10)
+            raise
 
     def _wait_ready(self, connection: Connection, ca: Path) -> None:
         client = Client(connection, timeout=5)
