@@ -179,7 +179,8 @@ def test_every_day_two_change_is_admitted_or_refused_at_its_line(control_plane: 
             objects = compile_spec(str(path), use_helm=False, keep_objects=True).objects
             nodes_for(control_plane, "gke", objects[ENVIRONMENT])
             errors = flux.sync(out)
-            report = settle(control_plane, namespaces)
+            report = settle(control_plane, namespaces, timeout=60)
+            print(f"{what}: {errors} {report.rejected} {report.pending}", flush=True)
             if errors or not report.ok:
                 failures.append(f"{what}: {errors} {report.rejected} {report.pending}")
         assert failures == []

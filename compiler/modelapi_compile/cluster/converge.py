@@ -4,7 +4,8 @@ spec line the object came from), which pod runs on which node, what stays Pendin
 The control plane has no storage driver, so `Provisioner` plays an external provisioner the
 way the CSI external-provisioner does: for each claim the scheduler picked a node for
 (`volume.kubernetes.io/selected-node`), it creates a PersistentVolume of the claim's size,
-class and access modes on that node; the API server's PV controller then binds them."""
+class and access modes in that node's zone, as a cloud disk is; the API server's PV
+controller then binds them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .api import ApiError, Client
 K8s = dict[str, Any]
 PROVISIONER = "simulate.modelapi.dev/fake"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
+ZONE = "topology.kubernetes.io/zone"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 
@@ -159,11 +161,13 @@ class Provisioner:
             node = (meta.get("annotations") or {}).get(SELECTED_NODE)
             if node is None:
                 continue
-            self.client.create(self._volume(claim, node))
+            labels = ((self.client.get("v1", "Node", node) or {}).get("metadata") or {}).get(
+                "labels") or {}
+            self.client.create(self._volume(claim, labels.get(ZONE, "")))
             self.made.add(key)
 
     @staticmethod
-    def _volume(claim: K8s, node: str) -> K8s:
+    def _volume(claim: K8s, zone: str) -> K8s:
         meta, spec = claim["metadata"], claim["spec"]
         return {
             "apiVersion": "v1", "kind": "PersistentVolume",
@@ -178,8 +182,10 @@ class Provisioner:
                              "namespace": meta["namespace"], "name": meta["name"],
                              "uid": meta["uid"]},
                 "hostPath": {"path": f"/var/lib/simulate/{meta['uid']}"},
+                # A cloud disk lives in the zone of the node it was made for (GCE PD, EBS,
+                # Azure Disk): any node of that zone may mount it.
                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}},
+                    {"key": ZONE, "operator": "In", "values": [zone]}]}]}},
             },
         }
 
