@@ -86,9 +86,11 @@ CHANGES: list[tuple[str, Callable[[Spec], Spec], bool]] = [
     ("autoscaling on", _set(lambda s: (
         s["spec"]["monitoring"].update(
             prometheusURL="http://prometheus-operated.monitoring.svc:9090"),
+        _vllm(s, "qwen").pop("replicas"),  # the autoscaler owns the count
         _vllm(s, "qwen").update(autoscaling={"minReplicas": 1, "maxReplicas": 4,
                                              "waitingRequests": 5}))), False),
-    ("autoscaling off", _set(lambda s: _vllm(s, "qwen").pop("autoscaling", None)), False),
+    ("autoscaling off", _set(lambda s: (_vllm(s, "qwen").pop("autoscaling", None),
+                                        _vllm(s, "qwen").update(replicas=3))), False),
     ("image bump", _set(lambda s: _api(s, "ollama")["ollama"].update(
         image="ollama/ollama:0.6.6")), False),
     ("overlayParts 1 -> 2", _set(lambda s: s["spec"]["gitops"].update(overlayParts=2)), False),

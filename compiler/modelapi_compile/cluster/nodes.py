@@ -123,8 +123,10 @@ def preset_pools(preset: str, objects: list[K8s]) -> list[NodePool]:
         if extra:
             labels.update(dict(item.split("=", 1) for item in extra.split(",")))
             name += f"-{hashlib.sha256(extra.encode()).hexdigest()[:8]}"
-        # At least one node per zone: a cache disk made in one zone is mounted there only.
-        count = max(3, math.ceil(gpus / GPUS_PER_NODE) + 1)
+        # Room for every GPU pod in each of the three zones, as a cluster autoscaler would
+        # make: a cache disk made in one zone is mounted there only, so a replica whose
+        # claim is in a zone must find its GPUs there.
+        count = 3 * (math.ceil(gpus / GPUS_PER_NODE) + 1)
         pools.append(NodePool(name, count, labels, list(taints),
                               {**GPU_NODE, resource: str(GPUS_PER_NODE)}))
     return pools
