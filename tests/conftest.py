@@ -140,8 +140,17 @@ def control_plane() -> Any:
     folder = SHARED / "crds-yaml"
     if not folder.is_dir():
         missing_engine(f"the upstream CRD manifests in {folder}")
+    import signal
+
     from control_plane import start_control_plane
 
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # pytest then tears fixtures down: no orphaned servers
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     plane = start_control_plane(SHARED)
-    yield plane
-    plane.stop()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        signal.signal(signal.SIGTERM, previous)
