@@ -169,21 +169,10 @@ def test_crd_formats_get_kubeconforms_verdicts(kubeconform: Path, tmp_path: Path
     fields = {name.replace("-", ""): name for name in FORMAT_CASES}
     schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
         field: {"type": "string", "format": name} for field, name in fields.items()}}}}
-    schemas = tmp_path / "schemas"
-    (schemas / "example.com").mkdir(parents=True)
-    (schemas / "example.com" / "probe_v1.json").write_text(json.dumps(schema), "utf-8")
-    objects = [{"apiVersion": "example.com/v1", "kind": "Probe",
-                "metadata": {"name": f"{field}-{n}"}, "spec": {field: value}}
-               for field, name in fields.items() for n, value in enumerate(FORMAT_CASES[name])]
-    (tmp_path / "probes.yaml").write_text(yaml.safe_dump_all(objects), "utf-8")
-    theirs = run_kubeconform(kubeconform, ["-schema-location", str(schemas) + CRD_LAYOUT,
-                                           "probes.yaml"], tmp_path)
-    ours = run_validate_manifests(["probes.yaml", "--schema-location", str(schemas)], tmp_path,
-                                  monkeypatch)
-    assert_same(ours, theirs)
-    checked = {(name.rsplit("-", 1)[0], status) for _, _, name, status in ours}
-    assert checked == {(field, status) for field in fields
-                       for status in ("statusValid", "statusInvalid")}  # both, every format
+    cases = {field: FORMAT_CASES[name] for field, name in fields.items()}
+    # both verdicts occur for every format
+    assert _probe_verdicts(kubeconform, tmp_path, monkeypatch, schema, cases) == {
+        (field, status) for field in fields for status in ("statusValid", "statusInvalid")}
 
 
 def check_build(kubeconform: Path, **where: str) -> subprocess.CompletedProcess[str]:
@@ -235,19 +224,27 @@ def test_patterns_get_kubeconforms_verdicts(kubeconform: Path, tmp_path: Path,
     fields = {name.replace("-", ""): pattern for name, pattern in PATTERN_CASES.items()}
     schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
         field: {"type": "string", "pattern": pattern} for field, pattern in fields.items()}}}}
+    values = ["a$", "$", "]", "a[", "ab", "a"]
+    # both verdicts occur for every pattern
+    assert _probe_verdicts(kubeconform, tmp_path, monkeypatch, schema,
+                           {field: values for field in fields}) == {
+        (field, status) for field in fields for status in ("statusValid", "statusInvalid")}
+
+
+def _probe_verdicts(kubeconform: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    schema: dict[str, Any], cases: dict[str, list[str]]) -> set[tuple[str, str]]:
+    """One Probe object per (spec field, value) under a CRD schema; asserts both tools give
+    each the same verdict and returns the (field, verdict) pairs seen."""
     schemas = tmp_path / "schemas"
     (schemas / "example.com").mkdir(parents=True)
     (schemas / "example.com" / "probe_v1.json").write_text(json.dumps(schema), "utf-8")
-    values = ["a$", "$", "]", "a[", "ab", "a"]
     objects = [{"apiVersion": "example.com/v1", "kind": "Probe",
                 "metadata": {"name": f"{field}-{n}"}, "spec": {field: value}}
-               for field in fields for n, value in enumerate(values)]
+               for field, values in cases.items() for n, value in enumerate(values)]
     (tmp_path / "probes.yaml").write_text(yaml.safe_dump_all(objects), "utf-8")
     theirs = run_kubeconform(kubeconform, ["-schema-location", str(schemas) + CRD_LAYOUT,
                                            "probes.yaml"], tmp_path)
     ours = run_validate_manifests(["probes.yaml", "--schema-location", str(schemas)], tmp_path,
                                   monkeypatch)
     assert_same(ours, theirs)
-    checked = {(name.rsplit("-", 1)[0], status) for _, _, name, status in ours}
-    assert checked == {(field, status) for field in fields
-                       for status in ("statusValid", "statusInvalid")}  # both, every pattern
+    return {(name.rsplit("-", 1)[0], status) for _, _, name, status in ours}
