@@ -121,6 +121,28 @@ def test_sigterm_stops_everything_simulate_started(binaries: None, tmp_path: Pat
     assert list(tmp_path.glob("modelapi-cp-*")) == []
 
 
+
+def test_signals_during_a_start_wait_until_the_process_is_recorded() -> None:
+    """The SIGTERM test above raced Popen: a signal inside it leaves a started child that
+    nothing records. Inside the deferral the handler is not run; at its end it is, once."""
+    from modelapi_compile.cluster.local import _signals_deferred
+
+    seen: list[int] = []
+
+    def record(number: int, _frame: object) -> None:
+        seen.append(number)
+
+    previous = signal.signal(signal.SIGTERM, record)
+    try:
+        with _signals_deferred():
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+            assert seen == []
+        assert seen == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is record
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 POLICY = {
     "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
     "metadata": {"name": "at-most-two-replicas"},

@@ -94,11 +94,12 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
             if slow and (validated.stack.spec.gitops is None or renderers):
                 warnings.append(_environment_problem(validated, env.environment, *slow))
             verifier.check(env, env_objects, env_values)
-            immutable.update(immutable_facts(env_objects, env.namespace))
-            for obj in env_objects:
-                line, column, path = origin_of(obj, validated)
-                where[object_key(obj, env.namespace)] = (validated.file, line, column,
-                                                         "" if not line else path)
+            facts = immutable_facts(env_objects, env.namespace)
+            immutable.update(facts)
+            for obj in env_objects:  # located only where a refusal may need it
+                if (key := object_key(obj, env.namespace)) in facts:
+                    line, column, path = origin_of(obj, validated)
+                    where[key] = (validated.file, line, column, "" if not line else path)
             if keep_objects:
                 objects[env.environment] = env_objects
                 environments.append(env)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 import subprocess
 import tempfile
@@ -252,8 +253,6 @@ def _file(connection: Connection, base: Path, section: K8s, key: str) -> str | N
 
 
 def _exec_credential(connection: Connection, spec: K8s) -> None:
-    import os
-
     env = dict(os.environ)
     env.update({e["name"]: e["value"] for e in spec.get("env") or []})
     try:

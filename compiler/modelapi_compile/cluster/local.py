@@ -11,8 +11,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -124,20 +125,12 @@ class LocalControlPlane:
             "--node-lease-duration-seconds", "40", "--server-address", f"127.0.0.1:{free_port()}"])
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        log = (self.folder / f"{name}.log").open("wb")
-        process = None
-        try:
-            process = subprocess.Popen(
+        # A signal inside Popen would leave a started child that `stop` never learns of
+        # (Popen does not kill it), so Ctrl-C and SIGTERM wait until it is recorded.
+        with (self.folder / f"{name}.log").open("wb") as log, _signals_deferred():
+            self.processes[name] = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=self.folder)
-            self.processes[name] = process
-        except BaseException:
-            # Ctrl-C or SIGTERM between the start and the bookkeeping: stop it here, since
-            # `stop` only knows the processes recorded.
-            if process is not None and name not in self.processes:
-                _signal_group(process, signal.SIGKILL)
-                process.wait(timeout=10)
-            raise
 
     def _wait_ready(self, connection: Connection, ca: Path) -> None:
         client = Client(connection, timeout=5)
@@ -190,6 +183,25 @@ class LocalControlPlane:
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then deliver them to the handlers that
+    were there before. Only the main thread may set handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, _frame: held.append(number))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for number in dict.fromkeys(held):
+            signal.raise_signal(number)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
