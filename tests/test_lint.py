@@ -41,6 +41,9 @@ def test_long_values_fold_within_80_columns_and_read_back_the_same() -> None:
         "checksum/config": "a" * 64,
         "description": "words " * 30 + "end",
         "quoted": "yes: this needs quotes " * 6,
+        # a long word then an operator: the operator may start the next line, which leaves
+        # the word alone on its own (a PromQL alert over a long claim name)
+        "expr": 'sum(used{claim=~"' + "c" * 60 + '"} / capacity{x}) > 0.9',
     }}}, "args": ["--flag=" + "x" * 90, "many short words " * 8]}}
     text = "---\n" + dump(value)
     assert _lint("folded.yaml", text) == []

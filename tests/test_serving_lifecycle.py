@@ -227,6 +227,9 @@ def _secret_reads(obj: Obj) -> Iterator[tuple[str, str]]:
             credentials = (endpoint.get("authorization") or {}).get("credentials")
             if credentials:
                 yield credentials["name"], credentials["key"]
+    if obj["kind"] == "TriggerAuthentication":  # KEDA's operator reads them
+        for ref in obj["spec"].get("secretTargetRef", []):
+            yield ref["name"], ref["key"]
     if obj["kind"] in ("Deployment", "StatefulSet"):
         pod = obj["spec"]["template"]["spec"]
         for container in _containers(pod):
@@ -234,6 +237,8 @@ def _secret_reads(obj: Obj) -> Iterator[tuple[str, str]]:
                 ref = (var.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
                     yield ref["name"], ref["key"]
+            for source in container.get("envFrom", []):
+                assert "secretRef" not in source, "every key read is named"
         for volume in pod.get("volumes", []):
             for item in (volume.get("secret") or {}).get("items", []):
                 yield volume["secret"]["secretName"], item["key"]

@@ -172,7 +172,11 @@ def _fitted(head: str, text: str, indent: int, *, in_list: bool) -> Iterable[str
         return
     pieces = _fold_points(text)
     if len(pieces) > 1:
-        line = f"{head} {pieces[0]}"
+        if not in_list and len(head) + 1 + len(pieces[0]) > WIDTH:
+            yield head  # the first word is long: alone on the next line, as below
+            line = " " * indent + pieces[0]
+        else:
+            line = f"{head} {pieces[0]}"
         for piece in pieces[1:]:
             if len(line) + 1 + len(piece) <= WIDTH:
                 line += " " + piece
@@ -191,14 +195,15 @@ def _fold_points(text: str) -> list[str]:
     """`text` split at the spaces where a line break may stand instead: a single space
     between two words, the next starting with a letter or digit (so a continuation line never
     starts a comment, a sequence entry or an indicator), the previous not ending in an escape
-    character. Inside double quotes a continuation line may also start with an escape
-    (JSON's `\\"` in a dashboard), which no indicator can be."""
+    character. Inside double quotes no character is an indicator, so a continuation line
+    may start with any (an escape like JSON's `\\"`, or PromQL's `/`): a long word then
+    stands alone on its line, as yamllint allows."""
     pieces = [""]
-    breaks_before = "\\" if text.startswith('"') else ""
+    quoted = text.startswith('"')
     for i, char in enumerate(text):
         before, after = text[i - 1:i], text[i + 1:i + 2]
         if char == " " and pieces[-1] and before not in (" ", "\\") and (
-                after.isalnum() or (after != "" and after in breaks_before)):
+                after.isalnum() or (quoted and after not in ("", " "))):
             pieces.append("")
         else:
             pieces[-1] += char
