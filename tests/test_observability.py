@@ -477,10 +477,13 @@ def _exported(name: str) -> tuple[str, str]:
 
 
 def _litellm_labels(base: str) -> set[str]:
-    from litellm.types.integrations.prometheus import (
-        DEFINED_PROMETHEUS_METRICS,
-        PrometheusMetricLabels,
-    )
+    try:
+        from litellm.types.integrations.prometheus import (
+            DEFINED_PROMETHEUS_METRICS,
+            PrometheusMetricLabels,
+        )
+    except ImportError:
+        missing_engine("litellm (pip install -e '.[proxy-tests]')")
 
     assert base in DEFINED_PROMETHEUS_METRICS.__args__, base  # type: ignore[attr-defined]
     return set(PrometheusMetricLabels.get_labels(base))
