@@ -113,6 +113,7 @@ def spec_reference_markdown() -> str:
             text = field_schema.get("description", "").replace("|", "\\|").replace("\n", " ")
             kind = _type_text(field_schema, definitions).replace("|", "\\|")
             rows.append(f"| `{field}` | {kind} | {default.replace('|', chr(92) + '|')} | {text} |")
-        doc = (model.get("description") or "").strip().split("\n")[0]
+        # the model's first paragraph, whole: a docstring wraps mid-sentence
+        doc = " ".join((model.get("description") or "").strip().split("\n\n")[0].split())
         sections.append(f"#### {name}\n\n{doc}\n\n" + "\n".join(rows) + "\n")
     return "\n".join(sections)
