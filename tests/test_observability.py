@@ -533,7 +533,7 @@ def test_queries_use_only_metrics_and_labels_the_pinned_releases_export(rendered
         _check_query('sum by (route) (rate(litellm_spend_metric_total{service="x"}[5m]))')
 
 
-# --- the README's picture ------------------------------------------------------------------
+# --- the picture in docs/production.md ----------------------------------------------------
 
 
 def test_the_readme_image_is_what_the_script_draws(tmp_path: Path) -> None:

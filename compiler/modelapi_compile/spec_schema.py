@@ -97,7 +97,7 @@ def _type_text(field_schema: dict[str, Any], definitions: dict[str, Any]) -> str
 
 
 def spec_reference_markdown() -> str:
-    """The spec reference of the README: one table per model, generated from spec.py."""
+    """The spec reference (docs/reference.md): one table per model, generated from spec.py."""
     schema = spec_schema()
     definitions = schema.get("$defs", {})
     sections = []
