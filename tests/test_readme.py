@@ -238,3 +238,14 @@ def test_the_harness_reads_commands_outputs_and_ellipses() -> None:
     assert _matches(["a", "...", "z"], ["a", "z"])
     assert not _matches(["a", "z"], ["a", "b", "z"])  # a stale example fails
     assert not _matches(["a"], [])
+
+
+def test_the_known_limits_name_every_accepted_api_server_warning() -> None:
+    """tests/test_control_plane.py accepts only the warnings docs/limits.md names."""
+    source = (REPO / "tests" / "test_control_plane.py").read_text()
+    accepted = source.split("KNOWN_WARNINGS", 1)[1].split(")\n", 1)[0]
+    names = re.findall(r'"([a-z0-9.-]+\.[a-z]+)"', accepted)
+    assert names
+    limits = (REPO / "docs" / "limits.md").read_text()
+    for name in names:
+        assert name in limits, name
