@@ -62,6 +62,7 @@ class _Context:
     # env values replaced locally: (workload, env var) -> value (DATABASE_URL)
     overrides: dict[tuple[str, str], str] = field(default_factory=dict)
     backing: dict[str, K8s] = field(default_factory=dict)  # service name -> service
+    backing_kind: dict[str, str] = field(default_factory=dict)  # service name -> PostgreSQL...
     depends: dict[str, list[str]] = field(default_factory=dict)  # workload -> backing names
     not_run: list[str] = field(default_factory=list)  # header lines
     published: dict[str, int] = field(default_factory=dict)
@@ -77,8 +78,10 @@ def compose_file(resolved: ResolvedStack) -> str:
     context = _Context(resolved)
     workloads = resolved.values.workloads
     _backing_services(context)
-    context.variables = _variables(workloads, context.overrides, resolved.backing_services)
-    if any(("postgres" in s["image"]) for s in context.backing.values()):
+    local_postgres = "PostgreSQL" in context.backing_kind.values()
+    context.variables = _variables(workloads, context.overrides, resolved.backing_services,
+                                   reserved={POSTGRES_PASSWORD} if local_postgres else set())
+    if local_postgres:
         context.variables[("local", "PostgreSQL", "password")] = POSTGRES_PASSWORD
     context.published = _publish_ports(context)
     services: dict[str, K8s] = dict(_backing_with_secrets(context))
@@ -101,13 +104,13 @@ def compose_file(resolved: ResolvedStack) -> str:
 
 
 def _variables(workloads: dict[str, Workload], overrides: dict[tuple[str, str], str],
-               backing: tuple[BackingService, ...] = ()
+               backing: tuple[BackingService, ...] = (), reserved: set[str] | None = None
                ) -> dict[tuple[str, str, str], str]:
     """One interpolation variable per referenced Secret (or ConfigMap) key.
 
     Named after the Secret and key, not the env var, so that the master key the proxy
     checks and the key its agents send are one variable, as they are one Secret key. Env
-    vars replaced locally (`overrides`) need none.
+    vars replaced locally (`overrides`) need none; `reserved` names are taken already.
     """
     refs: set[tuple[str, str, str]] = set()
     for name, workload in workloads.items():
@@ -118,7 +121,7 @@ def _variables(workloads: dict[str, Workload], overrides: dict[tuple[str, str], 
     refs |= {("Secret", *service.password_secret) for service in backing
              if service.password_secret and service.in_cluster and service.host}
     names: dict[tuple[str, str, str], str] = {}
-    taken: set[str] = {POSTGRES_PASSWORD}
+    taken: set[str] = set(reserved or ())
     for ref in sorted(refs):
         base = variable_name(ref[1], ref[2])
         name, suffix = base, 2
@@ -325,6 +328,7 @@ def _backing_services(context: _Context) -> None:
                 f"{service.port}/{POSTGRES_USER}")
         if name not in context.backing:
             context.backing[name] = _backing_service(context, service)
+            context.backing_kind[name] = what
         context.depends.setdefault(service.client, []).append(name)
 
 
@@ -442,8 +446,7 @@ def _header(context: _Context) -> str:
         lines.append("# Run here for local work (in the cluster they are yours to provide), "
                      "not published:")
         for name, service in sorted(context.backing.items()):
-            kind = "PostgreSQL" if "postgres" in service["image"] else "Redis"
-            lines.append(f"#   {name}: {kind}, {service['image']}")
+            lines.append(f"#   {name}: {context.backing_kind[name]}, {service['image']}")
     for line in context.not_run:
         lines.append(f"# {line}")
     if context.variables:
