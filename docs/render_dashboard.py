@@ -1,4 +1,4 @@
-"""Draw one generated Grafana dashboard offline, for the README.
+"""Draw one generated Grafana dashboard offline, for docs/production.md.
 
 Builds tests/cases/valid/observability.yaml, takes the dashboard of one vLLM model from its
 chart values, and draws every panel where the dashboard places it, one line per query with

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from modelapi_compile.verify import load_yaml_documents
 
@@ -21,6 +22,15 @@ CASES = Path(__file__).parent / "cases"
 # elsewhere (a worktree or a clone outside the workspace).
 SHARED = Path(os.environ.get("MODELAPI_COMPILE_SHARED", REPO.parent / "shared"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Hypothesis keeps every failing example in .hypothesis/ and replays it first on later runs:
+# useful on a laptop, where the failure is being fixed, but in CI a one-off example would
+# fail every later run of the same cache. Under CI=true no example database is read or
+# written; a failure prints the blob that reproduces it (@reproduce_failure) instead.
+# Examples stay random in CI (no derandomize), so new cases are still found.
+hypothesis_settings.register_profile("ci", database=None, print_blob=True)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -5,6 +5,7 @@ Shared by tests/test_properties.py (a few hundred examples) and bench/fuzz.py (1
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from hypothesis import strategies as st
@@ -145,14 +146,60 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
 # --- mutations: each one always makes the spec invalid -----------------------------------
 
 
+@functools.cache
+def _spec_schema() -> dict[str, Any]:
+    from modelapi_compile.spec_schema import spec_schema
+
+    return spec_schema()
+
+
+def _schema_at(path: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The JSON schema of the node at `path` of a spec, or None where the schema says
+    nothing (inside a free-form map)."""
+    root = _spec_schema()
+    definitions = root.get("$defs", {})
+
+    def resolved(node: dict[str, Any]) -> dict[str, Any]:
+        while True:
+            if "$ref" in node:
+                node = definitions[node["$ref"].rsplit("/", 1)[-1]]
+            elif "anyOf" in node:
+                options = [o for o in node["anyOf"] if o.get("type") != "null"]
+                if len(options) != 1:
+                    return node
+                node = options[0]
+            else:
+                return node
+
+    node: dict[str, Any] | None = resolved(root)
+    for part in path:
+        if node is None:
+            return None
+        if isinstance(part, int):
+            items = node.get("items")
+            node = resolved(items) if isinstance(items, dict) else None
+        else:
+            child = (node.get("properties") or {}).get(part)
+            node = resolved(child) if isinstance(child, dict) else None
+    return node
+
+
+def closed_mapping(path: tuple[Any, ...]) -> bool:
+    """Whether the schema refuses an unknown key in the mapping at `path`. Free-form maps
+    (`litellm.settings`, `params`, `podAnnotations`, `nodeSelector`, a patch, ...) take any
+    key, so an unknown one there is valid: never a target of the unknown-field mutation."""
+    node = _schema_at(path)
+    return node is not None and node.get("additionalProperties") is False
+
+
 def _mappings(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every mapping of the spec whose schema refuses unknown keys."""
     found = []
     if isinstance(node, dict):
-        found.append(path)
+        if closed_mapping(path):
+            found.append(path)
         for key, value in node.items():
-            # free-form or user-keyed maps (litellm_params and litellm_settings take any key)
-            if key not in ("patch", "env", "fallbacks", "params", "settings"):
-                found += _mappings(value, (*path, key))
+            found += _mappings(value, (*path, key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
             found += _mappings(value, (*path, index))

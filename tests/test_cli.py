@@ -503,7 +503,7 @@ def test_explain_shows_the_environments_namespace() -> None:
 
 def test_defaults_shown_are_the_defaults_applied() -> None:
     """For every section a model fills in by default, the defaults the JSON schema (and so
-    the README reference) states are the values the compiler applies."""
+    docs/reference.md) states are the values the compiler applies."""
     from pydantic import BaseModel
 
     from modelapi_compile.spec import ModelStack
@@ -537,8 +537,8 @@ def test_defaults_shown_are_the_defaults_applied() -> None:
                                       "spec.modelAPIs[ollama].ollama.gpu.count"])
     assert ollama.output.startswith("spec.modelAPIs[ollama].ollama.gpu.count (prod): 0\n")
     assert "set by: default" in ollama.output
-    readme = (REPO / "README.md").read_text()
-    ollama_gpu = readme[readme.index("#### OllamaGpu"):]
+    reference = (REPO / "docs" / "reference.md").read_text()
+    ollama_gpu = reference[reference.index("#### OllamaGpu"):]
     assert "| `count` | integer | 0 |" in ollama_gpu[:ollama_gpu.index("####", 5)]
 
 

@@ -49,7 +49,8 @@ def test_one_service_per_workload_named_like_the_kubernetes_service(
     assert "version" not in dev
     assert sorted(dev["services"]) == [
         "agentic-litellm-proxy", "agentic-ollama", "agentic-ollama-model-puller",
-        "agentic-simple-math-agent", "agentic-tinyllama-agent", "agentic-vllm-hosted"]
+        "agentic-simple-math-agent", "agentic-tinyllama-agent", "agentic-vllm-hosted",
+        "litellm-postgres"]  # the proxy's database, named as the spec's database.host
 
 
 def test_ports_are_published_on_loopback_with_the_usual_numbers(dev: dict[str, Any]) -> None:
@@ -165,7 +166,7 @@ def test_secrets_are_interpolated_and_documented_never_written(
         spec: str, env: str, text: str) -> None:
     header = [line for line in text.splitlines() if line.startswith("#")]
     documented = {m.group(1) for line in header
-                  if (m := re.match(r"#   ([A-Z0-9_]+): (Secret|ConfigMap) ", line))}
+                  if (m := re.match(r"#   ([A-Z0-9_]+): (Secret|ConfigMap|the local) ", line))}
     used = set(_VARIABLE.findall(text))
     assert used == documented
     stacks = _resolved(EXAMPLE if spec == EXAMPLE.name else PROD)
@@ -179,8 +180,8 @@ def test_one_variable_per_secret_key(dev: dict[str, Any]) -> None:
     # One variable per Secret key: the proxy's master key and the agent's own key differ.
     proxy = dev["services"]["agentic-litellm-proxy"]["environment"]
     agent = dev["services"]["agentic-simple-math-agent"]["environment"]
-    assert proxy["LITELLM_MASTER_KEY"] == "${LITELLM_MASTER_KEY_MASTER_KEY}"
-    assert agent["MODEL_API_KEY"] == "${SIMPLE_MATH_AGENT_KEY_KEY}"
+    assert proxy["LITELLM_MASTER_KEY"] == "${LITELLM_MASTER_KEY}"
+    assert agent["MODEL_API_KEY"] == "${SIMPLE_MATH_AGENT_KEY}"
 
 
 def test_pod_fields_and_spec_strings_stay_data() -> None:
@@ -224,3 +225,80 @@ def test_parses_with_the_compose_spec_library(spec: str, env: str, text: str) ->
     parsed = compose_spec.PyCompose.from_yaml(text.replace(":host-gateway", ":172.17.0.1"))
     parsed.validate()  # every volume and config a service uses is declared
     assert sorted(parsed.service_names()) == sorted(yaml.safe_load(text)["services"])
+
+
+# --- issue 24, item 10: names, the services the stack needs, the README's command ----------
+
+
+def test_variable_names_never_double_a_suffix() -> None:
+    from modelapi_compile.emit.compose import variable_name
+
+    assert variable_name("litellm-master-key", "master-key") == "LITELLM_MASTER_KEY"
+    assert variable_name("hf-token", "token") == "HF_TOKEN"
+    assert variable_name("simple-math-agent-key", "key") == "SIMPLE_MATH_AGENT_KEY"
+    assert variable_name("groq", "api-key") == "GROQ_API_KEY"
+    assert variable_name("openai-api", "api-key") == "OPENAI_API_KEY"
+    assert variable_name("litellm-db", "url") == "LITELLM_DB_URL"
+    assert variable_name("9lives", "key") == "_9LIVES_KEY"
+    for _spec, _env, text in OUTPUTS:
+        for name in _VARIABLE.findall(text):
+            words = name.split("_")
+            assert not any(words[i:i + 1] == words[i + 1:i + 2] for i in range(len(words) - 1)
+                           if words[i]), name
+
+
+def test_names_that_would_collide_get_a_suffix(tmp_path: Path) -> None:
+    from modelapi_compile.emit.compose import _variables
+    from modelapi_compile.resolved import Workload
+
+    base = _resolved(EXAMPLE)["dev"].values.workloads["litellm-proxy"]
+    env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "x-key", "key": "key"}}},
+           {"name": "B", "valueFrom": {"secretKeyRef": {"name": "x", "key": "key"}}}]
+    workload: Workload = base.model_copy(update={"env": env, "sidecars": []})
+    names = _variables({"w": workload}, {})
+    assert sorted(names.values()) == ["X_KEY", "X_KEY_2"]
+
+
+def test_the_proxys_database_runs_locally_and_the_proxy_uses_it(dev: dict[str, Any]) -> None:
+    database = dev["services"]["litellm-postgres"]  # the spec's database.host
+    assert database["image"].startswith("postgres:")
+    assert database["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD}"
+    assert "ports" not in database  # reached on the Compose network only
+    assert database["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    proxy = dev["services"]["agentic-litellm-proxy"]
+    assert proxy["environment"]["DATABASE_URL"] == (
+        "postgresql://litellm:${POSTGRES_PASSWORD}@litellm-postgres:5432/litellm")
+    assert "litellm-postgres" in proxy["depends_on"]
+    assert any(v.startswith("agentic-postgres-data:") for v in database["volumes"])
+
+
+def test_redis_runs_locally_under_the_host_the_router_names() -> None:
+    prod = yaml.safe_load(compose_file(_resolved(PROD)["prod"]))
+    redis = prod["services"]["redis"]
+    assert redis["image"].startswith("redis:")
+    assert redis["networks"]["default"]["aliases"] == ["redis.cache.svc"]
+    assert redis["command"][-2:] == ["--requirepass", "${REDIS_PASSWORD}"]
+    proxy = prod["services"]["prodai-router"]
+    assert proxy["environment"]["ROUTER_REDIS_PASSWORD"] == "${REDIS_PASSWORD}"
+    assert "redis" in proxy["depends_on"]
+
+
+def test_a_server_outside_the_cluster_is_named_as_not_run(tmp_path: Path) -> None:
+    spec = tmp_path / "ip.yaml"
+    spec.write_text(EXAMPLE.read_text().replace("database: {host: litellm-postgres, port: 5432}",
+                                                "database: {host: 10.1.2.3, port: 5432}"))
+    text = compose_file(_resolved(spec)["dev"])
+    assert "litellm-postgres" not in yaml.safe_load(text)["services"]
+    assert ("# PostgreSQL of agentic-litellm-proxy at 10.1.2.3:5432 (outside the cluster): "
+            "not run here") in text
+    assert "LITELLM_DB_URL: Secret 'litellm-db', key 'url'" in text  # the user's own URL
+
+
+def test_the_readmes_compose_command_sets_every_variable() -> None:
+    readme = (REPO / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "docker compose" in line
+                   and "up" in line)
+    given = set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", command))
+    header = compose_file(_resolved(EXAMPLE)["dev"])
+    needed = set(_VARIABLE.findall(header))
+    assert given == needed, (sorted(given), sorted(needed))

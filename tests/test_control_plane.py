@@ -35,8 +35,8 @@ from modelapi_compile.pipeline import compile_spec
 from modelapi_compile.validate import load_spec
 from modelapi_compile.verify import render_chart
 
-# Warnings the API server gives that are known and accepted, each named in the README's
-# known limits; a new one fails the test until it is fixed or named there too.
+# Warnings the API server gives that are known and accepted, each named in the known limits
+# (docs/limits.md); a new one fails the test until it is fixed or named there too.
 KNOWN_WARNINGS: tuple[str, ...] = (
     # The AppProject's finalizer: Argo CD's own name for it has no path.
     'metadata.finalizers: "resources-finalizer.argocd.argoproj.io": prefer a domain-qualified',

@@ -443,5 +443,5 @@ def test_each_new_refusal_says_what_to_change_and_is_in_the_changelog(
     assert len(errors) == 1, result.output
     assert re.match(rf"{re.escape(str(spec))}:\d+:\d+: error: {re.escape(field)}: .+"
                     rf"{re.escape(fix)}", errors[0]), errors[0]
-    changelog = (REPO / "README.md").read_text().split("## Changelog", 1)[1].split("\n## ")[0]
+    changelog = (REPO / "docs" / "changelog.md").read_text()
     assert f"- **{rule}**" in changelog

@@ -96,7 +96,7 @@ def test_litellm_pin_matches_the_image() -> None:
     try:
         installed = version("litellm")
     except PackageNotFoundError:
-        missing_engine("litellm[proxy] (pip install -e '.[test]')")
+        missing_engine("litellm[proxy] (pip install -e '.[proxy-tests]')")
     tag = DEFAULT_LITELLM_IMAGE.rsplit(":", 1)[1]
     assert tag.removeprefix("v").split("-")[0] == installed
 
@@ -249,7 +249,7 @@ def _litellm_command() -> list[str]:
         return [str(script)]
     found = shutil.which("litellm")
     if found is None:
-        missing_engine("the litellm proxy (pip install -e '.[test]' installs litellm[proxy])")
+        missing_engine("the litellm proxy (pip install -e '.[proxy-tests]')")
     return [str(found)]
 
 
@@ -259,7 +259,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, helm: Any,
     try:
         import litellm.proxy.proxy_server  # noqa: F401  (the [proxy] extra is installed)
     except ImportError:
-        missing_engine("litellm[proxy] (pip install -e '.[test]')")
+        missing_engine("litellm[proxy] (pip install -e '.[proxy-tests]')")
     tmp = tmp_path_factory.mktemp("litellm")
     config_text, env_vars = _rendered(tmp, helm)
     config = tmp / "config.yaml"

@@ -477,10 +477,13 @@ def _exported(name: str) -> tuple[str, str]:
 
 
 def _litellm_labels(base: str) -> set[str]:
-    from litellm.types.integrations.prometheus import (
-        DEFINED_PROMETHEUS_METRICS,
-        PrometheusMetricLabels,
-    )
+    try:
+        from litellm.types.integrations.prometheus import (
+            DEFINED_PROMETHEUS_METRICS,
+            PrometheusMetricLabels,
+        )
+    except ImportError:
+        missing_engine("litellm (pip install -e '.[proxy-tests]')")
 
     assert base in DEFINED_PROMETHEUS_METRICS.__args__, base  # type: ignore[attr-defined]
     return set(PrometheusMetricLabels.get_labels(base))
@@ -530,7 +533,7 @@ def test_queries_use_only_metrics_and_labels_the_pinned_releases_export(rendered
         _check_query('sum by (route) (rate(litellm_spend_metric_total{service="x"}[5m]))')
 
 
-# --- the README's picture ------------------------------------------------------------------
+# --- the picture in docs/production.md ----------------------------------------------------
 
 
 def test_the_readme_image_is_what_the_script_draws(tmp_path: Path) -> None:

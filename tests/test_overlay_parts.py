@@ -269,10 +269,10 @@ def inventories(out: Path, env: str, rendered: dict[str, list[Obj]]
 
 def test_splitting_under_flux_keeps_every_workload_when_prune_is_off_first(
         tmp_path: Path, kustomize: Any) -> None:
-    """The README's recipe: a new overlayParts moves workloads between Kustomizations, and
-    the shared one (`<stack>-<env>`, first by dependsOn) would delete them before their new
-    part applies them; with gitops.flux.prune false for that one commit nothing is deleted,
-    and turning it back on deletes nothing either."""
+    """The recipe of docs/internals.md: a new overlayParts moves workloads between
+    Kustomizations, and the shared one (`<stack>-<env>`, first by dependsOn) would delete
+    them before their new part applies them; with gitops.flux.prune false for that one
+    commit nothing is deleted, and turning it back on deletes nothing either."""
     one = build(tmp_path, split_spec(1), "one")
     held = build(tmp_path, split_spec(prune=False), "held")
     final = build(tmp_path, split_spec(), "final")

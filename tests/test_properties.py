@@ -58,3 +58,45 @@ def test_broken_specs_are_refused_with_a_located_message(case: tuple[str, Any],
     assert result.exit_code == 1, (kind, result.output)
     assert "Traceback" not in result.output and "internal error" not in result.output
     assert LOCATED.search(result.output), (kind, result.output)
+
+
+# --- the generators themselves -------------------------------------------------------------
+
+
+def test_free_form_maps_are_never_given_an_unknown_key() -> None:
+    """An unknown key in a map that takes any key is valid: the unknown-field mutation
+    targets only mappings whose schema refuses unknown keys."""
+    from strategies import closed_mapping
+
+    litellm = ("spec", "modelAPIs", 0, "litellm")
+    vllm = ("spec", "modelAPIs", 0, "vllm")
+    for free in [(*litellm, "settings"), (*litellm, "models", 0, "params"),
+                 (*litellm, "router", "fallbacks"), (*vllm, "podAnnotations"),
+                 (*vllm, "nodeSelector"), ("spec", "environments", 0, "patch")]:
+        assert not closed_mapping(free), free
+    for closed in [(), ("spec",), litellm, (*litellm, "router"), vllm, (*vllm, "gpu"),
+                   ("spec", "agents", 0, "env", 0)]:
+        assert closed_mapping(closed), closed
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=specs())
+def test_every_mutation_target_is_a_closed_mapping(spec: dict[str, Any]) -> None:
+    from strategies import _mappings, closed_mapping
+
+    targets = _mappings(spec)
+    assert () in targets
+    assert all(closed_mapping(path) for path in targets)
+    assert not any("settings" in path or "params" in path or "podAnnotations" in path
+                   for path in targets)
+
+
+def test_ci_keeps_no_hypothesis_examples_between_runs() -> None:
+    """Under CI=true a saved example never makes every later run fail: no database."""
+    from hypothesis import settings as current
+
+    from conftest import IN_CI
+
+    assert current.get_profile("ci").database is None
+    if IN_CI:
+        assert current.default.database is None

@@ -1,5 +1,6 @@
-"""Every console example of the README runs, in order, in a copy of this repository, and its
-output is compared with what the README shows, so a stale example fails CI.
+"""Every console example of the README and of every docs/*.md runs, in order, in a copy of
+this repository (a fresh copy per file), and its output is compared with what the file
+shows, so a stale example fails CI.
 
 Sybil (a maintained documentation-testing library) finds the examples: each ```console
 block, whose `$ ` lines are commands (run by bash; stdout and stderr as a terminal shows
@@ -7,6 +8,9 @@ them) and whose other lines are the expected output, and each ```mermaid block p
 `<!-- output of: COMMAND -->`. Paths are normalised (the copy's location is removed); an
 expected line `...` stands for any number of lines. `pytest --update-golden` rewrites the
 blocks whose output changed, keeping the ones that still match (with their `...`).
+
+The README itself stays short (at most 400 lines) and keeps the sections a newcomer needs;
+every relative link of these files points at a file and heading that exist.
 """
 
 from __future__ import annotations
@@ -19,12 +23,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sybil import Sybil
 from sybil.parsers.markdown import CodeBlockParser
 
 from conftest import REPO, kustomize_command, missing_engine
 
 README = REPO / "README.md"
+DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
+README_MAX_LINES = 400
+README_SECTIONS = ("## Install", "## Quick start", "## Concepts", "## A complete example",
+                   "## The output, and how Argo CD or Flux picks it up",
+                   "## The Secrets to create", "## Local development", "## Read on")
 _OUTPUT_OF = re.compile(r"<!-- output of: (.+?) -->\s*$")
 _COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "*.egg-info", "__pycache__", "build",
                                       "deploy", ".mypy_cache", ".ruff_cache", ".pytest_cache")
@@ -38,10 +48,11 @@ class _Block:
     steps: list[tuple[str, list[str]]]  # (command, expected output lines)
 
 
-def _blocks(text: str) -> list[_Block]:
+def _blocks(document: Path) -> list[_Block]:
+    text = document.read_text()
     blocks = []
     parsers = [CodeBlockParser(language="console"), CodeBlockParser(language="mermaid")]
-    for example in Sybil(parsers=parsers).parse(README):
+    for example in Sybil(parsers=parsers).parse(document):
         source = str(example.parsed)
         content_start = text.index(source, example.start)
         if text[example.start:content_start].strip().startswith("```mermaid"):
@@ -91,15 +102,21 @@ def _environment(work: Path) -> dict[str, str]:
             "COLUMNS": "80"}
 
 
-def test_readme_console_examples(tmp_path: Path, update_golden: bool) -> None:
+def _name(document: Path) -> str:
+    return document.relative_to(REPO).as_posix()
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=_name)
+def test_console_examples(document: Path, tmp_path: Path, update_golden: bool) -> None:
+    blocks = _blocks(document)
+    if not blocks:
+        return  # nothing to run in this file
     if kustomize_command() is None:
-        missing_engine("kubectl or kustomize (README's validate-manifests example)")
+        missing_engine("kubectl or kustomize (the validate-manifests example)")
     work = tmp_path / "repo"
     shutil.copytree(REPO, work, ignore=_COPY_IGNORE)
     env = _environment(work)
-    text = README.read_text()
-    blocks = _blocks(text)
-    assert len(blocks) >= 8
+    text = document.read_text()
     stale, replacements = [], []
     for block in blocks:
         written, changed = [], False
@@ -107,7 +124,7 @@ def test_readme_console_examples(tmp_path: Path, update_golden: bool) -> None:
             actual = _run(command, work, env)
             if not _matches(expected, actual):
                 changed = True
-                stale.append(f"README.md:{block.line}: $ {command}\n  expected:\n    "
+                stale.append(f"{_name(document)}:{block.line}: $ {command}\n  expected:\n    "
                              + "\n    ".join(expected) + "\n  got:\n    "
                              + "\n    ".join(actual))
             written.append((command, expected if _matches(expected, actual) else actual))
@@ -119,10 +136,99 @@ def test_readme_console_examples(tmp_path: Path, update_golden: bool) -> None:
             body = ("\n".join(written[0][1]) if mermaid else
                     "\n".join(f"$ {c}" + "".join("\n" + o for o in out) for c, out in written))
             text = text[:block.start] + body + "\n" + text[block.end:]
-        README.write_text(text)
+        document.write_text(text)
         return
-    assert not stale, ("stale README examples (pytest --update-golden rewrites them):\n"
-                       + "\n".join(stale))
+    assert not stale, (f"stale examples in {_name(document)} (pytest --update-golden "
+                       "rewrites them):\n" + "\n".join(stale))
+
+
+def test_the_examples_are_found() -> None:
+    counts = {_name(d): len(_blocks(d)) for d in DOCUMENTS}
+    assert counts["README.md"] >= 5
+    assert counts["docs/usage.md"] >= 5
+    assert sum(counts.values()) >= 11
+
+
+# --- the README's size and shape, and links ------------------------------------------------
+
+
+def test_the_readme_is_short_and_has_the_sections_a_newcomer_needs() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= README_MAX_LINES, len(text.splitlines())
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert all(section in headings for section in README_SECTIONS), headings
+    concepts = text[text.index("## Concepts"):text.index("## A complete example")]
+    for term in ("**modelAPI**", "**backend**", "**route name**", "**`servedModelName`**"):
+        assert term in concepts, term
+    for doc in ("docs/usage.md", "docs/reference.md", "docs/production.md",
+                "docs/internals.md", "docs/limits.md", "docs/performance.md",
+                "docs/changelog.md", "docs/development.md"):
+        assert f"]({doc})" in text, doc
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_relative_link_points_at_a_file_and_heading_that_exist() -> None:
+    checked = 0
+    for document in DOCUMENTS:
+        text = re.sub(r"```.*?```", "", document.read_text(), flags=re.DOTALL)
+        for target in _LINK.findall(text):
+            if re.match(r"^[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (document.parent / path).resolve() if path else document
+            assert file.exists(), f"{_name(document)}: {target}"
+            if anchor and file.suffix == ".md":
+                headings = [_slug(line.lstrip("#")) for line in file.read_text().splitlines()
+                            if line.startswith("#")]
+                assert anchor in headings, f"{_name(document)}: {target}"
+            checked += 1
+    assert checked >= 15
+
+
+# --- the README's example and Secrets --------------------------------------------------------
+
+
+def test_the_readmes_example_is_a_valid_spec_of_the_example_file(tmp_path: Path) -> None:
+    from modelapi_compile.validate import load_spec
+
+    text = README.read_text()
+    section = text[text.index("## A complete example"):text.index("## The output")]
+    spec = tmp_path / "readme.yaml"
+    spec.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    trimmed = load_spec(str(spec))
+    full = load_spec(str(REPO / "examples" / "agentic.yaml"))
+    assert [e.name for e in trimmed.environments] == [e.name for e in full.environments]
+    names = [[a.name for a in s.stack.spec.model_apis] + [a.name for a in s.stack.spec.agents]
+             for s in (trimmed, full)]
+    assert names[0] == names[1]
+
+
+def test_the_readmes_secrets_are_the_ones_the_example_reads() -> None:
+    from modelapi_compile.resolve import resolve
+    from modelapi_compile.validate import load_spec
+
+    text = README.read_text()
+    section = text[text.index("## The Secrets to create"):text.index("## Local development")]
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \| ([a-z0-9-]+) ", section, re.MULTILINE)
+    listed = {(secret, key, reader) for secret, key, reader in rows}
+    read = set()
+    for stack in resolve(load_spec(str(REPO / "examples" / "agentic.yaml"))).values():
+        for name, workload in stack.values.workloads.items():
+            for item in workload.env:
+                ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    read.add((ref["name"], ref["key"], name))
+    assert listed == read
+    assert f"reads {['zero', 'one', 'two', 'three', 'four', 'five', 'six'][len(listed)]}" in \
+        section
 
 
 def test_the_harness_reads_commands_outputs_and_ellipses() -> None:
@@ -132,3 +238,14 @@ def test_the_harness_reads_commands_outputs_and_ellipses() -> None:
     assert _matches(["a", "...", "z"], ["a", "z"])
     assert not _matches(["a", "z"], ["a", "b", "z"])  # a stale example fails
     assert not _matches(["a"], [])
+
+
+def test_the_known_limits_name_every_accepted_api_server_warning() -> None:
+    """tests/test_control_plane.py accepts only the warnings docs/limits.md names."""
+    source = (REPO / "tests" / "test_control_plane.py").read_text()
+    accepted = source.split("KNOWN_WARNINGS", 1)[1].split(")\n", 1)[0]
+    names = re.findall(r'"([a-z0-9.-]+\.[a-z]+)"', accepted)
+    assert names
+    limits = (REPO / "docs" / "limits.md").read_text()
+    for name in names:
+        assert name in limits, name

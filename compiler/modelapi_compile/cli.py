@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .problems import Problem, SpecError
+from .problems import Problem, SpecError, display_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -222,11 +222,38 @@ class _Cli(click.Group):
 FORMATS = ["text", "json", "github"]
 
 
-def _format_option(choices: list[str], what: str) -> Callable[[F], F]:
+class _FormatChoice(click.Choice):  # type: ignore[type-arg]
+    """The report format; a value that looks like a path (`--output deploy/x`, the old name
+    of --format used as if it named the folder) gets a hint about the path option."""
+
+    def __init__(self, choices: list[str], path_option: str) -> None:
+        super().__init__(choices)
+        self.path_option = path_option
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as error:
+            from .problems import nearest
+
+            word = str(value)
+            if any(c in word for c in "/\\.~") or not nearest(word, list(self.choices)):
+                where = (f"to say where to write, use {self.path_option}" if self.path_option
+                         else "this command writes no file")
+                self.fail(f"{error.message} --output is the old name of --format, the report "
+                          f"format; {where}.", param, ctx)
+            raise
+
+
+def _format_option(choices: list[str], what: str, path_option: str = "") -> Callable[[F], F]:
+    """`--format` (old name `--output`); `path_option` names the command's path option, for
+    the hint a path given to `--output` gets."""
+    github = "; github: workflow annotations" if "github" in choices else ""
     return click.option(
-        "--format", "--output", "report_format", type=click.Choice(choices), default="text",
-        show_default=True, help=f"how to report {what} (--output is the old name; github: "
-        "workflow annotations)")
+        "--format", "--output", "report_format", type=_FormatChoice(choices, path_option),
+        default="text", show_default=True,
+        help=f"how to report {what} (--output is the old name{github})")
 
 
 SPEC_OPTION = click.option("-f", "--file", "spec", required=True, metavar="SPEC",
@@ -268,7 +295,7 @@ def validate(spec: str, report_format: str) -> None:
         click.echo(json.dumps({"valid": True, "problems": [], "modelAPIs": len(apis),
                                "agents": len(agents), "environments": envs}, indent=2))
     else:
-        click.echo(f"{spec}: valid ({plural(len(apis), 'modelAPI')}, "
+        click.echo(f"{display_name(spec)}: valid ({plural(len(apis), 'modelAPI')}, "
                    f"{plural(len(agents), 'agent')}; "
                    f"{'environment' if len(envs) == 1 else 'environments'}: {', '.join(envs)})")
 
@@ -302,7 +329,7 @@ def _count_text(counts: dict[str, list[str]]) -> str:
               help="write changes to fields the cluster cannot change in place (claim "
                    "templates, selectors, claim classes) once the steps the refusal named "
                    "are done")
-@_format_option(FORMATS, "problems and the result")
+@_format_option(FORMATS, "problems and the result", "-o DIR (--output-dir DIR)")
 @_guarded
 def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
           accept_immutable: bool, report_format: str) -> None:
@@ -470,7 +497,7 @@ def _memo_inputs(spec: str, no_helm: bool) -> Any:
               help="compare Kubernetes objects: moved keys and reordered lists are no change")
 @click.option("--bookkeeping", is_flag=True,
               help="also show the build manifest (.modelapi-compile.json) and chart README")
-@_format_option(["text", "json"], "problems and the changes")
+@_format_option(FORMATS, "problems and the changes", "-o DIR (--output-dir DIR)")
 @_guarded
 def diff(spec: str, out: str, no_helm: bool, semantic: bool, bookkeeping: bool,
          report_format: str) -> None:
@@ -519,7 +546,8 @@ def _one_environment(spec: str, environment: str | None) -> str:
     names = [e.name for e in load_spec(spec).environments]
     if len(names) == 1:
         return names[0]
-    raise click.UsageError(f"--env is required: {spec} has environments {', '.join(names)}")
+    raise click.UsageError(f"--env is required: {display_name(spec)} has environments "
+                           f"{', '.join(names)}")
 
 
 @cli.command()
@@ -597,11 +625,12 @@ def _environment(spec: str, environment: str | None) -> Any:
     resolved.pop("")
     if environment is None:
         if len(resolved) != 1:
-            raise click.UsageError(f"--env is required: {spec} has environments "
+            raise click.UsageError(f"--env is required: {display_name(spec)} has environments "
                                    + ", ".join(sorted(resolved)))
         environment = next(iter(resolved))
     if environment not in resolved:
-        raise SpecError([Problem(spec, 0, 0, "", f"no environment named '{environment}'",
+        raise SpecError([Problem(display_name(spec), 0, 0, "",
+                                 f"no environment named '{environment}'",
                                  did_you_mean(environment, sorted(resolved)))])
     return resolved[environment]
 
@@ -708,7 +737,7 @@ def _written(out: str, next_command: str, report_format: str,
                    "both or none (default: none)")
 @click.option("--namespace", help="target namespace (default: the name)")
 @click.option("--force", is_flag=True, help="overwrite FILE if it exists")
-@_format_option(["text", "json"], "problems and the result")
+@_format_option(FORMATS, "problems and the result", "-o FILE (--output-file FILE)")
 @_guarded
 def init(out: str, name: str | None, backends: str | None, gitops: str | None,
          namespace: str | None, force: bool, report_format: str) -> None:
@@ -763,7 +792,7 @@ def _split(text: str) -> list[str]:
 @click.option("--in-cluster", is_flag=True,
               help="run the Ollama and vLLM servers that routes reach at local or in-cluster "
                    "addresses as modelAPIs of the spec (default: keep each route as written)")
-@_format_option(["text", "json"], "problems and the result")
+@_format_option(FORMATS, "problems and the result", "-o FILE (--output-file FILE)")
 @_guarded
 def import_(files: tuple[str, ...], out: str, name: str, stack: str, namespace: str | None,
             force: bool, in_cluster: bool, report_format: str) -> None:

@@ -20,7 +20,7 @@ import yaml
 from yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .problems import Path, Problem, SpecError, format_path
+from .problems import Path, Problem, SpecError, display_name, format_path
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_EXPANDED_NODES = 1_000_000  # after aliases are expanded
@@ -71,7 +71,7 @@ def load_file(path: str) -> Document:
     except OSError as error:
         reason = error.strerror or str(error)
         raise SpecError([Problem(path, 0, 0, "", f"cannot read the file: {reason}")]) from None
-    return load_bytes(raw, path)
+    return load_bytes(raw, display_name(path))
 
 
 def _read_stdin() -> bytes:

@@ -94,7 +94,7 @@ def discover(paths: list[str]) -> Iterator[tuple[str, str | None, str, str]]:
     Kubernetes objects as they stand. Hidden folders (.git, .venv) are not searched."""
     for path in paths:
         if path == "-":
-            yield "stdin", sys.stdin.read(), "", ""
+            yield "<stdin>", sys.stdin.read(), "", ""
             continue
         target = Path(path)
         if not target.exists():

@@ -16,7 +16,7 @@ ALLOWED_VOLUME_SOURCES = {"configMap", "csi", "downwardAPI", "emptyDir", "epheme
                           "persistentVolumeClaim", "projected", "secret"}
 ALLOWED_ADDED_CAPABILITIES = {"NET_BIND_SERVICE"}
 ALLOWED_SECCOMP = {"RuntimeDefault", "Localhost"}
-# The rules a pod that opted into root (`vllm.runAsRoot`) may break (README: "Generated
+# The rules a pod that opted into root (`vllm.runAsRoot`) may break (docs/internals.md: "Generated
 # workloads").
 ROOT_OPT_OUT = frozenset({"runAsNonRoot"})
 

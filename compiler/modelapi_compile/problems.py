@@ -60,6 +60,14 @@ def nearest(word: str, candidates: Sequence[str]) -> str | None:
     return matches[0]
 
 
+STDIN = "<stdin>"  # how messages name a spec read from standard input (`-f -`)
+
+
+def display_name(path: str) -> str:
+    """The name of a spec path in messages: `-` is standard input."""
+    return STDIN if path == "-" else path
+
+
 def did_you_mean(word: str, candidates: Sequence[str]) -> str:
     guess = nearest(word, candidates)
     if guess:

@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
 from . import pod_security, yamlout
@@ -19,6 +20,7 @@ from .problems import Problem, SpecError
 from .resolved import (
     COMPONENT_LABEL,
     STACK_LABEL,
+    BackingService,
     ChartValues,
     Endpoint,
     ExternalSecrets,
@@ -142,7 +144,32 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
                          pod_security_level=pod_security.namespace_level(
                              pod_security.runs_as_root(w.pod_security_context)
                              for w in workloads.values()),
-                         shared_namespace=env.shared_namespace, values=values)
+                         shared_namespace=env.shared_namespace, values=values,
+                         backing_services=_backing_services(spec.model_apis))
+
+
+def _backing_services(apis: list[ModelAPI]) -> tuple[BackingService, ...]:
+    """The PostgreSQL and Redis each LiteLLM proxy connects to (the cluster provides them)."""
+    found: list[BackingService] = []
+    for api in apis:
+        litellm = api.litellm
+        if litellm is None:
+            continue
+        if litellm.database is not None and litellm.database_url_secret is not None:
+            found.append(_backing("postgres", api.name, litellm.database, None))
+        redis = litellm.router.redis
+        if redis is not None:
+            password = ((redis.password_secret.name, redis.password_secret.key)
+                        if redis.password_secret else None)
+            found.append(_backing("redis", api.name, redis, password))
+    return tuple(found)
+
+
+def _backing(kind: Literal["postgres", "redis"], client: str, address: NetworkAddress,
+             password: tuple[str, str] | None) -> BackingService:
+    return BackingService(kind=kind, client=client, host=address.host, port=address.port,
+                          in_cluster=address.service_namespace() is not None,
+                          password_secret=password)
 
 
 def _drained(workload: Workload, options: PodOptions, stack: ModelStack,

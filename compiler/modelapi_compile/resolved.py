@@ -259,6 +259,20 @@ class Endpoint(BaseModel):
     port: int | None = None
 
 
+class BackingService(BaseModel):
+    """A server the stack uses and does not run: a LiteLLM proxy's PostgreSQL or Redis.
+    The cluster has its own; `compose` runs one locally when `host` is a Service name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["postgres", "redis"]
+    client: str  # the workload (LiteLLM proxy) that connects to it
+    host: str | None  # as the client connects to it; None when only a CIDR is known
+    port: int
+    in_cluster: bool  # `host` names an in-cluster Service (not an IP or outside DNS name)
+    password_secret: tuple[str, str] | None = None  # (Secret, key) the client sends (Redis)
+
+
 class ResolvedStack(BaseModel):
     """One environment of the stack, ready for the emitters."""
 
@@ -271,6 +285,7 @@ class ResolvedStack(BaseModel):
     pod_security_level: str = "restricted"  # the Pod Security level every workload meets
     shared_namespace: bool = False  # not the stack's own: no Namespace object, no labels
     values: ChartValues
+    backing_services: tuple[BackingService, ...] = ()  # not in the chart: for `compose`
 
 
 class RolloutCheck(BaseModel):

@@ -1,8 +1,8 @@
 """The stack spec, v1alpha1, as pydantic models: field names, types and every default.
 
 This module is the one place defaults live; `modelapi-compile schema` and the spec reference
-in the README are generated from it. Field names are camelCase in YAML (the public contract in
-SPEC.md) and snake_case in Python.
+(docs/reference.md) are generated from it. Field names are camelCase in YAML (the public
+contract in SPEC.md) and snake_case in Python.
 """
 
 from __future__ import annotations

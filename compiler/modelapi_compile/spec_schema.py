@@ -97,7 +97,7 @@ def _type_text(field_schema: dict[str, Any], definitions: dict[str, Any]) -> str
 
 
 def spec_reference_markdown() -> str:
-    """The spec reference of the README: one table per model, generated from spec.py."""
+    """The spec reference (docs/reference.md): one table per model, generated from spec.py."""
     schema = spec_schema()
     definitions = schema.get("$defs", {})
     sections = []
@@ -113,6 +113,7 @@ def spec_reference_markdown() -> str:
             text = field_schema.get("description", "").replace("|", "\\|").replace("\n", " ")
             kind = _type_text(field_schema, definitions).replace("|", "\\|")
             rows.append(f"| `{field}` | {kind} | {default.replace('|', chr(92) + '|')} | {text} |")
-        doc = (model.get("description") or "").strip().split("\n")[0]
+        # the model's first paragraph, whole: a docstring wraps mid-sentence
+        doc = " ".join((model.get("description") or "").strip().split("\n\n")[0].split())
         sections.append(f"#### {name}\n\n{doc}\n\n" + "\n".join(rows) + "\n")
     return "\n".join(sections)

@@ -97,7 +97,7 @@ def _header(name: str) -> str:
         "#   modelapi-compile validate -f <this file>        check it",
         "#   modelapi-compile build -f <this file> -o <dir>  write the chart, overlays,",
         "#                                                   and GitOps files",
-        "# Every field and its default: the spec reference in the README, or",
+        "# Every field and its default: docs/reference.md in modelapi-compile, or",
         "# `modelapi-compile schema`. Images default to pinned releases; set `image:` to",
         "# pin your own.",
         "---",

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .problems import Problem, SpecError
-from .verify import helm_sdk
+from .verify import HELM_SDK_MISSING, helm_sdk
 
 
 def render_environment(spec_path: str, environment: str) -> str:
@@ -38,9 +38,9 @@ def render_environment(spec_path: str, environment: str) -> str:
             return result.stdout.replace(tmp + "/", "")
         sdk = helm_sdk()
         if sdk is None:
-            raise SpecError([Problem(spec_path, 0, 0, "", "rendering needs Helm",
-                                     "install a helm binary, or: pip install "
-                                     "'modelapi-compile[helm]' for the embedded Helm SDK")])
+            raise SpecError([Problem(spec_path, 0, 0, "", HELM_SDK_MISSING,
+                                     "reinstall modelapi-compile (helm-python-sdk is one of "
+                                     "its dependencies), or put a helm binary on PATH")])
         import yaml
 
         overrides = yaml.load(values.read_text("utf-8"), Loader=yaml.CSafeLoader) or {}

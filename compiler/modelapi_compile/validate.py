@@ -696,5 +696,7 @@ def load_spec(path: str, source: bytes | None = None) -> ValidatedSpec:
     """Load and validate the spec at `path`; `source`, when given, is its bytes as already
     read (so that what is compiled is exactly what the caller hashed)."""
     from .loader import load_bytes, load_file
+    from .problems import display_name
 
-    return validate_document(load_file(path) if source is None else load_bytes(source, path))
+    return validate_document(load_file(path) if source is None
+                             else load_bytes(source, display_name(path)))

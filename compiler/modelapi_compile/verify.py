@@ -34,6 +34,11 @@ class Verifier:
         self.validated = validated
         self.catalog = SchemaCatalog(kubernetes_version, strict=True)
         self.sdk = helm_sdk() if use_helm else None
+        if use_helm and self.sdk is None:
+            raise SpecError([Problem(
+                validated.file, 0, 0, "", HELM_SDK_MISSING,
+                "reinstall modelapi-compile (helm-python-sdk is one of its dependencies), "
+                "or pass --no-helm to build without the Helm check")])
         self.problems: list[Problem] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.chart: Path | None = None
@@ -135,6 +140,10 @@ def origin_of(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:
         return 0, 0, "the spec"
     path, (line, column) = found
     return line, column, format_path(path)
+
+
+HELM_SDK_MISSING = ("the Helm SDK (the Python package helm-python-sdk) is not installed, so "
+                    "the chart cannot be linted and rendered with Helm")
 
 
 def helm_sdk_available() -> bool:

@@ -2,7 +2,7 @@
 `Workload` (container, probes, volumes, security) from its spec and the bound references.
 
 Facts encoded here (ports, flags, health paths, image users) and where they come from are
-listed in the README's "Backend facts" section.
+listed in docs/internals.md, "Backend facts and pinned images".
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..cli import ENV_OPTION, EXIT_INVALID, SPEC_OPTION, _guarded, _one_environment
-from ..problems import Problem, SpecError
+from ..problems import Problem, SpecError, display_name
 
 EXIT_TERMINATED = 143
 
@@ -123,9 +123,10 @@ def verify(spec: str, environment: str | None, server: bool, kubeconfig: str | N
     if report_format == "json":
         click.echo(json.dumps({"valid": True, "problems": [], "warnings": warnings}, indent=2))
     else:
-        click.echo(f"{spec}: every object of environment {env} was admitted (server dry-run)")
+        click.echo(f"{display_name(spec)}: every object of environment {env} was admitted "
+                   "(server dry-run)")
 
 
 def connection_problem(spec: str, message: str) -> SpecError:
-    return SpecError([Problem(spec, 0, 0, "", message,
+    return SpecError([Problem(display_name(spec), 0, 0, "", message,
                               "check --kubeconfig and --context, and that the cluster answers")])

@@ -48,6 +48,12 @@ def _rows(value: Any, schema: dict[str, Any], definitions: dict[str, Any], key: 
 
 
 def _cell(text: str) -> str:
+    """A table cell of prose: the whole text on one line, never cut mid-sentence."""
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def _value_cell(text: str) -> str:
+    """A default value as JSON: long ones are shortened (the values file has them whole)."""
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= 120 else text[:117] + "..."
 
@@ -80,7 +86,7 @@ def chart_readme(stack: str, values: dict[str, Any], environments: list[str]) ->
         "|-----|------|---------|-------------|",
     ]
     for key, kind, default, description in _rows(top, schema, definitions, "", ""):
-        lines.append(f"| {_cell(key)} | {kind} | `{_cell(default)}` | {_cell(description)} |")
+        lines.append(f"| {_cell(key)} | {kind} | `{_value_cell(default)}` | {_cell(description)} |")
     workload = definitions.get("Workload", {})
     for name, field in workload.get("properties", {}).items():
         kind = _schema_type(field, definitions)

@@ -13,6 +13,10 @@ and the LiteLLM config resolve unchanged on the Compose network. What differs on
   without waiting for health, as pods do: readiness gates traffic, not start-up.
 - Requests, limits and pod security settings are left to Docker's defaults: the images run
   as their own user, so named volumes (created root-owned) stay writable.
+- What the cluster provides and the stack does not run, a LiteLLM proxy's PostgreSQL and
+  Redis, runs here too when the spec names it by its Service name: the official images,
+  reachable under that name, the proxy's DATABASE_URL pointing at the local database. An
+  address outside the cluster (an IP) is not run; the header says so.
 
 Every string from the resolved model is written with `$` doubled, because Compose
 interpolates `$` everywhere (also in configs' content): spec data stays data.
@@ -24,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from .. import yamlout
-from ..resolved import K8s, ResolvedStack, Workload
+from ..resolved import BackingService, K8s, ResolvedStack, Workload
 from .manifests import CLAIM_TEMPLATE
 
 LOOPBACK = "127.0.0.1"
@@ -42,6 +46,11 @@ _UNITS = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**
           "Ei": 2**60}
 _GPU_DRIVERS = {"nvidia.com/gpu": "nvidia"}  # extended resource -> Docker device driver
 _HOST_GATEWAY = "host.docker.internal"
+# The servers a LiteLLM proxy uses, run locally in their official images (pinned).
+POSTGRES_IMAGE = "postgres:17.6"
+REDIS_IMAGE = "redis:7.4.5"
+POSTGRES_USER = "litellm"  # also the database's name
+POSTGRES_PASSWORD = "POSTGRES_PASSWORD"  # the variable the local database's password is in
 
 
 @dataclass
@@ -50,6 +59,12 @@ class _Context:
 
     resolved: ResolvedStack
     variables: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # env values replaced locally: (workload, env var) -> value (DATABASE_URL)
+    overrides: dict[tuple[str, str], str] = field(default_factory=dict)
+    backing: dict[str, K8s] = field(default_factory=dict)  # service name -> service
+    backing_kind: dict[str, str] = field(default_factory=dict)  # service name -> PostgreSQL...
+    depends: dict[str, list[str]] = field(default_factory=dict)  # workload -> backing names
+    not_run: list[str] = field(default_factory=list)  # header lines
     published: dict[str, int] = field(default_factory=dict)
     volumes: dict[str, K8s] = field(default_factory=dict)
     configs: dict[str, K8s] = field(default_factory=dict)
@@ -62,9 +77,14 @@ def compose_file(resolved: ResolvedStack) -> str:
     """The compose file for one environment of the stack, header comment included."""
     context = _Context(resolved)
     workloads = resolved.values.workloads
-    context.variables = _variables(workloads)
+    _backing_services(context)
+    local_postgres = "PostgreSQL" in context.backing_kind.values()
+    context.variables = _variables(workloads, context.overrides, resolved.backing_services,
+                                   reserved={POSTGRES_PASSWORD} if local_postgres else set())
+    if local_postgres:
+        context.variables[("local", "PostgreSQL", "password")] = POSTGRES_PASSWORD
     context.published = _publish_ports(context)
-    services: dict[str, K8s] = {}
+    services: dict[str, K8s] = dict(_backing_with_secrets(context))
     for name, workload in workloads.items():
         services[context.fullname(name)] = _service(context, name, workload)
         for sidecar in workload.sidecars:
@@ -75,35 +95,53 @@ def compose_file(resolved: ResolvedStack) -> str:
         document["volumes"] = dict(sorted(context.volumes.items()))
     if context.configs:
         document["configs"] = dict(sorted(context.configs.items()))
+    if any("networks" in service for service in services.values()):
+        document["networks"] = {"default": {}}  # where the aliases are (Compose's own)
     return _header(context) + yamlout.dump(document)
 
 
 # --- variables and ports ---------------------------------------------------------------------
 
 
-def _variables(workloads: dict[str, Workload]) -> dict[tuple[str, str, str], str]:
+def _variables(workloads: dict[str, Workload], overrides: dict[tuple[str, str], str],
+               backing: tuple[BackingService, ...] = (), reserved: set[str] | None = None
+               ) -> dict[tuple[str, str, str], str]:
     """One interpolation variable per referenced Secret (or ConfigMap) key.
 
     Named after the Secret and key, not the env var, so that the master key the proxy
-    checks and the key its agents send are one variable, as they are one Secret key.
+    checks and the key its agents send are one variable, as they are one Secret key. Env
+    vars replaced locally (`overrides`) need none; `reserved` names are taken already.
     """
     refs: set[tuple[str, str, str]] = set()
-    for workload in workloads.values():
+    for name, workload in workloads.items():
         for env in [*workload.env, *(e for s in workload.sidecars for e in s.get("env", []))]:
             ref = _reference(env)
-            if ref:
+            if ref and (name, env["name"]) not in overrides:
                 refs.add(ref)
+    refs |= {("Secret", *service.password_secret) for service in backing
+             if service.password_secret and service.in_cluster and service.host}
     names: dict[tuple[str, str, str], str] = {}
-    taken: set[str] = set()
+    taken: set[str] = set(reserved or ())
     for ref in sorted(refs):
-        base = re.sub(r"[^A-Z0-9]+", "_", f"{ref[1]}_{ref[2]}".upper()).strip("_")
-        base = base if re.match(r"^[A-Z_]", base) else f"_{base}"
+        base = variable_name(ref[1], ref[2])
         name, suffix = base, 2
         while name in taken:  # `a-b`/`c` and `a`/`b-c` would otherwise share a variable
             name, suffix = f"{base}_{suffix}", suffix + 1
         taken.add(name)
         names[ref] = name
     return names
+
+
+def variable_name(secret: str, key: str) -> str:
+    """`<SECRET>_<KEY>` in upper case, words shared by the end of the Secret's name and the
+    start of the key written once: `hf-token`/`token` is HF_TOKEN, `litellm-master-key`/
+    `master-key` LITELLM_MASTER_KEY, `groq`/`api-key` GROQ_API_KEY."""
+    secret_words = [w for w in re.split(r"[^A-Z0-9]+", secret.upper()) if w]
+    key_words = [w for w in re.split(r"[^A-Z0-9]+", key.upper()) if w]
+    shared = max(n for n in range(min(len(secret_words), len(key_words)) + 1)
+                  if n == 0 or secret_words[-n:] == key_words[:n])
+    name = "_".join([*secret_words, *key_words[shared:]]) or "_"
+    return name if re.match(r"^[A-Z_]", name) else f"_{name}"
 
 
 def _reference(env: K8s) -> tuple[str, str, str] | None:
@@ -144,7 +182,7 @@ def _service(context: _Context, name: str, workload: Workload) -> K8s:
         service["entrypoint"] = [_text(part) for part in workload.command]
     if workload.args:
         service["command"] = [_text(part) for part in workload.args]
-    environment = _environment(context, context.fullname(name), workload.env)
+    environment = _environment(context, context.fullname(name), workload.env, name)
     if environment:
         service["environment"] = environment
     service["ports"] = [f"{LOOPBACK}:{context.published[name]}:{workload.port}"]
@@ -152,7 +190,7 @@ def _service(context: _Context, name: str, workload: Workload) -> K8s:
     if _mentions(workload, _HOST_GATEWAY):
         # Docker Desktop resolves this name; Linux engines need the mapping.
         service["extra_hosts"] = [f"{_HOST_GATEWAY}:host-gateway"]
-    depends = _depends_on(context, name, workload)
+    depends = [*_depends_on(context, name, workload), *context.depends.get(name, [])]
     if depends:
         service["depends_on"] = depends
     healthcheck = _healthcheck(workload)
@@ -190,10 +228,14 @@ def _sidecar(context: _Context, name: str, sidecar: K8s) -> K8s:
     return service
 
 
-def _environment(context: _Context, container: str, env: list[K8s]) -> dict[str, str]:
+def _environment(context: _Context, container: str, env: list[K8s],
+                 workload: str = "") -> dict[str, str]:
     """Env vars in order; references become `${VAR}`, pod fields their local meaning."""
     result: dict[str, str] = {}
     for item in env:
+        if (workload, item["name"]) in context.overrides:
+            result[item["name"]] = context.overrides[(workload, item["name"])]
+            continue
         if "value" in item:
             result[item["name"]] = _text(item["value"])
             continue
@@ -265,6 +307,73 @@ def _depends_on(context: _Context, name: str, workload: Workload) -> list[str]:
     return targets
 
 
+# --- what the cluster provides: PostgreSQL and Redis ----------------------------------------
+
+
+def _backing_services(context: _Context) -> None:
+    """Local PostgreSQL and Redis for the proxies that use them, each once, under the host
+    name the proxy connects to; the others are named in the header as not run."""
+    for service in context.resolved.backing_services:
+        what = {"postgres": "PostgreSQL", "redis": "Redis"}[service.kind]
+        client = context.fullname(service.client)
+        if not (service.in_cluster and service.host):
+            where = f"{service.host or 'its address'}:{service.port}"
+            context.not_run.append(f"{what} of {client} at {where} (outside the cluster): "
+                                   "not run here; the proxy needs it reachable from Docker")
+            continue
+        name = service.host.split(".")[0]
+        if service.kind == "postgres":
+            context.overrides[(service.client, "DATABASE_URL")] = (
+                f"postgresql://{POSTGRES_USER}:${{{POSTGRES_PASSWORD}}}@{service.host}:"
+                f"{service.port}/{POSTGRES_USER}")
+        if name not in context.backing:
+            context.backing[name] = _backing_service(context, service)
+            context.backing_kind[name] = what
+        context.depends.setdefault(service.client, []).append(name)
+
+
+def _backing_service(context: _Context, service: BackingService) -> K8s:
+    port = str(service.port)
+    result: K8s
+    if service.kind == "postgres":
+        volume = context.fullname("postgres-data")
+        context.volumes[volume] = {}
+        result = {"image": POSTGRES_IMAGE,
+                  "environment": {"POSTGRES_USER": POSTGRES_USER, "POSTGRES_DB": POSTGRES_USER,
+                                  "POSTGRES_PASSWORD": f"${{{POSTGRES_PASSWORD}}}"}}
+        if service.port != 5432:
+            result["command"] = ["postgres", "-p", port]
+        result["volumes"] = [f"{volume}:/var/lib/postgresql/data"]
+        result["healthcheck"] = {"test": ["CMD", "pg_isready", "-U", POSTGRES_USER, "-p", port],
+                                 "interval": "5s", "timeout": "3s", "retries": 10}
+    else:
+        result = {"image": REDIS_IMAGE, "command": ["redis-server", "--port", port]}
+        # the password variable is known once every reference is named (see compose_file)
+        result["healthcheck"] = {"test": ["CMD", "redis-cli", "-p", port, "ping"],
+                                 "interval": "5s", "timeout": "3s", "retries": 10}
+    if service.host and service.host != service.host.split(".")[0]:
+        result["networks"] = {"default": {"aliases": [service.host]}}
+    result["restart"] = "unless-stopped"
+    return result
+
+
+def _backing_with_secrets(context: _Context) -> dict[str, K8s]:
+    """The backing services, Redis with the password its clients send."""
+    services = dict(context.backing)
+    for service in context.resolved.backing_services:
+        if service.kind != "redis" or not service.password_secret or not service.host:
+            continue
+        name = service.host.split(".")[0]
+        if name in services and service.in_cluster:
+            secret, key = service.password_secret
+            variable = context.variables[("Secret", secret, key)]
+            redis = dict(services[name])
+            redis["command"] = [*redis["command"], "--requirepass", f"${{{variable}}}"]
+            redis.pop("healthcheck", None)  # an unauthenticated ping is refused
+            services[name] = redis
+    return services
+
+
 # --- health and devices ----------------------------------------------------------------------
 
 
@@ -333,12 +442,23 @@ def _header(context: _Context) -> str:
         lines.append(f"#   {context.fullname(name)}: {context.published[name]}"
                      + (f" (container port {workloads[name].port})"
                         if context.published[name] != workloads[name].port else ""))
+    if context.backing:
+        lines.append("# Run here for local work (in the cluster they are yours to provide), "
+                     "not published:")
+        for name, service in sorted(context.backing.items()):
+            lines.append(f"#   {name}: {context.backing_kind[name]}, {service['image']}")
+    for line in context.not_run:
+        lines.append(f"# {line}")
     if context.variables:
         lines.append("# Set these in the environment or in .env beside this file "
                      "(values are never written here):")
         for (kind, name, key), variable in sorted(context.variables.items(),
                                                   key=lambda item: item[1]):
-            lines.append(f"#   {variable}: {kind} {name!r}, key {key!r}")
+            if kind == "local":
+                lines.append(f"#   {variable}: the local {name}'s {key}, any value "
+                             "(letters and digits: it goes into DATABASE_URL)")
+            else:
+                lines.append(f"#   {variable}: {kind} {name!r}, key {key!r}")
     return "".join(_comment(line) + "\n" for line in lines)
 
 

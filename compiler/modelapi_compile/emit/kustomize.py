@@ -36,7 +36,7 @@ KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kusto
 # a 2-core machine: it appends each resource to a list it scans for duplicates, and scans
 # every object again per Deployment for name references, so the time grows with N squared.
 # Fitted to CPU seconds measured here: 159 s for the 5,833 objects of the L benchmark's
-# largest overlay, 1.5 s for M's 616 (README, Performance).
+# largest overlay, 1.5 s for M's 616 (docs/performance.md).
 KUSTOMIZE_SECONDS_PER_OBJECT_SQUARED = 4.7e-6
 KUSTOMIZE_STARTUP_SECONDS = 0.15
 # Argo CD's repo-server gives manifest generation 90 s (ARGOCD_EXEC_TIMEOUT), the shortest
