@@ -224,7 +224,8 @@ _MAX_PRUNING_ROUNDS = 25
 
 
 def _copy_positions(positions: Positions) -> Positions:
-    return Positions(positions.file, dict(positions.values), dict(positions.keys))
+    return Positions(positions.file, dict(positions.values), dict(positions.keys),
+                     dict(positions.origins))
 
 
 def _prune(data: dict[str, Any], positions: Positions, error: ValidationError,
@@ -270,7 +271,8 @@ def _at(data: Any, path: Path) -> Any:
 def _shift_positions(positions: Positions, removed: Path) -> None:
     """Re-key the positions after list item `removed` left its list."""
     depth = len(removed) - 1
-    for table in (positions.values, positions.keys):
+    tables: tuple[dict[Path, Any], ...] = (positions.values, positions.keys, positions.origins)
+    for table in tables:
         moved = {}
         for path in list(table):
             if len(path) > depth and path[:depth] == removed[:depth]:
