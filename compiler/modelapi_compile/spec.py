@@ -621,6 +621,10 @@ class Litellm(PodOptions):
         default_factory=dict, description="litellm_settings over the defaults (drop_params "
         "and disable_hf_tokenizer_download true); no secret values, os.environ/ references "
         "allowed")
+    allow_unknown_keys: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="keys of `settings` and of the models' `params` "
+        "to pass on although the pinned LiteLLM release does not know them (a newer image's "
+        "keys); any other unknown key is refused as a likely typo")
     expose: Expose | None = None
     resources: Resources = Field(default_factory=Resources)
     autoscaling: Autoscaling | None = Field(None, description="HPA on CPU")

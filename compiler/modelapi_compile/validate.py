@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from .emit.argocd import IN_CLUSTER, IN_CLUSTER_NAME
 from .limits import environment_name_problems, map_limit_problems
+from .litellm_keys import unknown_key_problems
 from .loader import Document, Positions
 from .model_sources import shared_source_warnings, source_problems
 from .patch import apply_patch
@@ -625,6 +626,13 @@ def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
                     "remove it here; set backend/url, model or apiKeySecret", key=True)
         yield from _secret_problems(entry.params, (*at, "models", i, "params"), positions,
                                     allowed)
+    escape, allowed_keys = (*at, "allowUnknownKeys"), frozenset(litellm.allow_unknown_keys)
+    for i, entry in enumerate(litellm.models):
+        yield from unknown_key_problems(
+            {k: v for k, v in entry.params.items() if k not in COMPUTED_PARAMS},
+            "litellm_params", (*at, "models", i, "params"), positions, allowed_keys, escape)
+    yield from unknown_key_problems(litellm.settings, "litellm_settings", (*at, "settings"),
+                                    positions, allowed_keys, escape)
     yield from _secret_problems(litellm.settings, (*at, "settings"), positions, allowed)
     yield from _scaling_problems(litellm, at, positions)
     if litellm.database is not None:
