@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .accelerators import ACCELERATORS, BY_NAME, suggestion
 from .emit.argocd import IN_CLUSTER, IN_CLUSTER_NAME
 from .limits import environment_name_problems, map_limit_problems
 from .litellm_keys import unknown_key_problems
@@ -36,7 +37,6 @@ from .secret_values import (
     unused_allowances,
 )
 from .spec import (
-    ACCELERATORS,
     API_VERSION,
     DEFAULT_NAMESPACE,
     KIND,
@@ -464,25 +464,10 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
         yield from _name_length(stack.metadata.name, api.name, ("spec", "modelAPIs", i, "name"),
                                 positions)
         gpu = api.vllm.gpu if api.vllm else api.ollama.gpu if api.ollama else None
-        if (gpu and gpu.count and gpu.accelerator and gpu.accelerator not in ACCELERATORS
-                and spec.cluster.gpu_node_labels != "explicit"):
-            yield positions.problem(
-                ("spec", "modelAPIs", i, api.kind, "gpu", "accelerator"),
-                f"unknown accelerator '{gpu.accelerator}'",
-                (did_you_mean(gpu.accelerator, list(ACCELERATORS)) or "known: "
-                 + ", ".join(ACCELERATORS))
-                + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
-        elif (gpu and gpu.count and gpu.accelerator
-              and spec.cluster.gpu_node_labels != "explicit"
-              and spec.cluster.gpu_node_labels not in ACCELERATORS[gpu.accelerator]):
-            offered = [name for name, conventions in ACCELERATORS.items()
-                       if spec.cluster.gpu_node_labels in conventions]
-            yield positions.problem(
-                ("spec", "modelAPIs", i, api.kind, "gpu", "accelerator"),
-                f"'{gpu.accelerator}' is not offered under cluster.gpuNodeLabels: "
-                f"{spec.cluster.gpu_node_labels}",
-                "choose one of " + ", ".join(offered)
-                + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
+        if gpu and gpu.count and gpu.accelerator:
+            yield from _accelerator_problems(gpu.accelerator, gpu.resource,
+                                             spec.cluster.gpu_node_labels,
+                                             ("spec", "modelAPIs", i, api.kind, "gpu"), positions)
         if api.vllm:
             yield from _shared_claim_problems(api, ("spec", "modelAPIs", i, "vllm"), positions)
         if api.litellm:
@@ -589,6 +574,29 @@ def _name_length(stack: str, name: str, at: Path, positions: Positions) -> Itera
     if len(longest) > 63:
         yield positions.problem(at, f"object names such as '{longest}' exceed 63 characters",
                                 "shorten this name or metadata.name")
+
+
+def _accelerator_problems(name: str, resource: str, convention: str, at: Path,
+                          positions: Positions) -> Iterator[Problem]:
+    """An accelerator the table lacks, that the cluster's label convention does not offer,
+    or whose device resource is not gpu.resource."""
+    accelerator = BY_NAME.get(name)
+    if accelerator is not None and accelerator.resource != resource:
+        yield positions.problem((*at, "resource"),
+                                f"'{name}' is requested as {accelerator.resource}, not {resource}",
+                                f"set gpu.resource: {accelerator.resource}")
+    if convention == "explicit":
+        return
+    if accelerator is None:
+        yield positions.problem((*at, "accelerator"), f"unknown accelerator '{name}'",
+                                suggestion(name) + " Otherwise set cluster.gpuNodeLabels: "
+                                "explicit and gpu.nodeSelector")
+    elif convention not in accelerator.labels:
+        offered = [a for a, conventions in ACCELERATORS.items() if convention in conventions]
+        yield positions.problem(
+            (*at, "accelerator"), f"'{name}' is not offered under cluster.gpuNodeLabels: "
+            f"{convention}", "choose one of " + ", ".join(offered)
+            + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
 
 
 def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
