@@ -387,6 +387,10 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     click.echo(f"wrote {out}: {plural(files, 'file')}; {_count_text(counts)}")
     for line in kept:
         click.echo(line)
+    from .emit.secret_list import secrets_summary
+
+    for line in secrets_summary(list(compiled.secrets)):
+        click.echo(line, err=True)
 
 
 def _placement_warnings(spec: str, root: Path, inputs: Any) -> tuple[Problem, ...]:
