@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from . import yamlout
 from .accelerators import ACCELERATORS, reference_text
+from .explain_deployed import deployed_lines, workload_of
 from .loader import Positions, load_file
 from .patch import apply_patch
 from .problems import Path, Problem, SpecError, did_you_mean, format_path
@@ -67,7 +68,23 @@ def explain(spec_path: str, environment: str, path: str) -> Explanation:
     explanation = _explain_layer(value, concrete, text, spec_path, environment, layers)
     if concrete[-2:] == ("gpu", "accelerator"):
         explanation = replace(explanation, notes=_accelerator_notes(value, layers.model))
+    workload = workload_of(concrete, layers.model)
+    if workload is not None and environment in {e.name for e in validated.environments}:
+        name, base = workload
+        explanation = replace(explanation, notes=(*explanation.notes, *deployed_lines(
+            validated, environment, name, base, lambda at: _layer_name(at, layers),
+            layers.model)))
     return explanation
+
+
+def _layer_name(concrete: Path, layers: _Layers) -> str:
+    """Who set the spec field at `concrete` in this environment, with where."""
+    if not _present(layers.data, concrete):
+        return "default"
+    line, column = layers.positions.values.get(concrete) or layers.positions.locate(concrete)
+    if (line, column) in layers.patch_positions:
+        return f"environment patch, line {line}"
+    return f"spec, line {line}"
 
 
 def _accelerator_notes(value: Any, model: Any) -> tuple[str, ...]:
