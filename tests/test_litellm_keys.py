@@ -143,3 +143,18 @@ def test_keys_the_compiler_writes_are_known(spec: Path) -> None:
             for section in ("litellm_settings", "router_settings", "general_settings"):
                 unknown = set(config.get(section) or {}) - litellm_keys.known_keys(section)
                 assert not unknown, (section, unknown)
+
+
+def test_an_imported_config_is_checked_at_its_own_lines(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list:\n"
+                      "  - model_name: m\n"
+                      "    litellm_params: {model: openai/gpt-4o-mini, stream_timout: 5}\n"
+                      "litellm_settings:\n"
+                      "  request_timout: 5\n")
+    result = CliRunner().invoke(cli, ["import", str(config), "-o", str(tmp_path / "s.yaml")])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{config}:3:") and "litellm_params.stream_timout" in lines[0]
+    assert "did you mean 'stream_timeout'?" in lines[0]
+    assert lines[1].startswith(f"{config}:5:") and "did you mean 'request_timeout'?" in lines[1]
