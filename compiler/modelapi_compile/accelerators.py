@@ -19,7 +19,11 @@ AKS labels no GPU model of its own: its GPU pools are selected through GFD's lab
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from .loader import Positions
+from .problems import Path, Problem
 
 NVIDIA = "nvidia.com/gpu"
 AMD = "amd.com/gpu"
@@ -152,3 +156,26 @@ def reference_text() -> str:
             shown = ", ".join(f"{k}={v}" for k, v in labels.items()) if labels else "not offered"
             lines.append(f"    {convention}: {shown}")
     return "\n".join(lines) + "\n"
+
+
+def accelerator_problems(name: str, resource: str, convention: str, at: Path,
+                          positions: Positions) -> Iterator[Problem]:
+    """An accelerator the table lacks, that the cluster's label convention does not offer,
+    or whose device resource is not gpu.resource."""
+    accelerator = BY_NAME.get(name)
+    if accelerator is not None and accelerator.resource != resource:
+        yield positions.problem((*at, "resource"),
+                                f"'{name}' is requested as {accelerator.resource}, not {resource}",
+                                f"set gpu.resource: {accelerator.resource}")
+    if convention == "explicit":
+        return
+    if accelerator is None:
+        yield positions.problem((*at, "accelerator"), f"unknown accelerator '{name}'",
+                                suggestion(name) + " Otherwise set cluster.gpuNodeLabels: "
+                                "explicit and gpu.nodeSelector")
+    elif convention not in accelerator.labels:
+        offered = [a for a, conventions in ACCELERATORS.items() if convention in conventions]
+        yield positions.problem(
+            (*at, "accelerator"), f"'{name}' is not offered under cluster.gpuNodeLabels: "
+            f"{convention}", "choose one of " + ", ".join(offered)
+            + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")

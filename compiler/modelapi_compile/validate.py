@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .accelerators import ACCELERATORS, BY_NAME, suggestion
+from .accelerators import accelerator_problems
 from .emit.argocd import IN_CLUSTER, IN_CLUSTER_NAME
 from .limits import environment_name_problems, map_limit_problems
 from .litellm_keys import unknown_key_problems
@@ -465,7 +465,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                                 positions)
         gpu = api.vllm.gpu if api.vllm else api.ollama.gpu if api.ollama else None
         if gpu and gpu.count and gpu.accelerator:
-            yield from _accelerator_problems(gpu.accelerator, gpu.resource,
+            yield from accelerator_problems(gpu.accelerator, gpu.resource,
                                              spec.cluster.gpu_node_labels,
                                              ("spec", "modelAPIs", i, api.kind, "gpu"), positions)
         if api.vllm:
@@ -574,29 +574,6 @@ def _name_length(stack: str, name: str, at: Path, positions: Positions) -> Itera
     if len(longest) > 63:
         yield positions.problem(at, f"object names such as '{longest}' exceed 63 characters",
                                 "shorten this name or metadata.name")
-
-
-def _accelerator_problems(name: str, resource: str, convention: str, at: Path,
-                          positions: Positions) -> Iterator[Problem]:
-    """An accelerator the table lacks, that the cluster's label convention does not offer,
-    or whose device resource is not gpu.resource."""
-    accelerator = BY_NAME.get(name)
-    if accelerator is not None and accelerator.resource != resource:
-        yield positions.problem((*at, "resource"),
-                                f"'{name}' is requested as {accelerator.resource}, not {resource}",
-                                f"set gpu.resource: {accelerator.resource}")
-    if convention == "explicit":
-        return
-    if accelerator is None:
-        yield positions.problem((*at, "accelerator"), f"unknown accelerator '{name}'",
-                                suggestion(name) + " Otherwise set cluster.gpuNodeLabels: "
-                                "explicit and gpu.nodeSelector")
-    elif convention not in accelerator.labels:
-        offered = [a for a, conventions in ACCELERATORS.items() if convention in conventions]
-        yield positions.problem(
-            (*at, "accelerator"), f"'{name}' is not offered under cluster.gpuNodeLabels: "
-            f"{convention}", "choose one of " + ", ".join(offered)
-            + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
 
 
 def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
