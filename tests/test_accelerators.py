@@ -123,3 +123,22 @@ def test_explain_shows_the_labels_and_the_table(tmp_path: Path) -> None:
             "instance-gpu-name=h100, karpenter.k8s.aws/instance-gpu-memory=81920") in result.output
     for accelerator in TABLE:
         assert f"    {accelerator.name}: {accelerator.gpu}" in result.output
+
+
+def test_simulated_node_pools_follow_the_table(tmp_path: Path) -> None:
+    """cluster/nodes.py labels each fake GPU pool from the same table, and an AMD pool
+    carries AMD's resource and taint."""
+    from modelapi_compile.cluster.nodes import preset_pools
+    from modelapi_compile.emit.manifests import build_objects
+
+    spec = _spec(tmp_path, "{count: 8, accelerator: amd-mi300x, resource: amd.com/gpu}")
+    env = next(iter(resolve_environments(load_spec(str(spec)))))
+    pools = {p.name: p for p in preset_pools("eks", build_objects(env))}
+    amd = pools["eks-amd-mi300x"]
+    assert amd.labels["amd.com/gpu.product-name"] == "AMD_Instinct_MI300X_OAM"
+    assert amd.allocatable["amd.com/gpu"] == "8"
+    assert [t["key"] for t in amd.taints] == ["amd.com/gpu"]
+    spec = _spec(tmp_path, "{count: 1, accelerator: nvidia-l40s}", "karpenter")
+    env = next(iter(resolve_environments(load_spec(str(spec)))))
+    pools = {p.name: p for p in preset_pools("karpenter", build_objects(env))}
+    assert pools["karpenter-nvidia-l40s"].labels["karpenter.k8s.aws/instance-gpu-name"] == "l40s"
