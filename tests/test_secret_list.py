@@ -63,3 +63,17 @@ def test_the_list_is_part_of_the_managed_output(tmp_path: Path) -> None:
                                        "--no-helm", "--force"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert (out / "SECRETS.md").read_bytes() == before
+
+
+def test_build_json_carries_the_list(tmp_path: Path) -> None:
+    import json
+
+    result = CliRunner().invoke(cli, ["build", "-f", str(EXAMPLE), "-o", str(tmp_path / "out"),
+                                      "--no-helm", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    secrets = json.loads(result.stdout)["secrets"]
+    assert {(s["environment"], s["name"]) for s in secrets} == {
+        (env, name) for env in ("dev", "prod") for name in SIX}
+    assert {"environment": "dev", "namespace": "agentic-dev", "name": "litellm-db",
+            "type": "generic", "keys": ["url"], "readBy": ["litellm-proxy (DATABASE_URL)"],
+            "madeBy": "user"} in secrets

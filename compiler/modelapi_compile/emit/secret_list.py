@@ -127,3 +127,11 @@ def secrets_summary(environments: list[EnvironmentSecrets]) -> list[str]:
     if not lines:
         return []
     return [f"Secrets to create before the first sync ({SECRETS_FILE}):", *lines]
+
+
+def secrets_json(environments: list[EnvironmentSecrets]) -> list[dict[str, object]]:
+    """The list for `build --format json`: one entry per environment and Secret."""
+    return [{"environment": env.environment, "namespace": env.namespace, "name": s.name,
+             "type": s.kind, "keys": sorted(s.keys), "readBy": sorted(s.readers),
+             "madeBy": "ExternalSecret" if _made_externally(env, s) else "user"}
+            for env in environments for s in env.secrets]
