@@ -43,7 +43,7 @@ def test_build_prints_and_writes_the_secrets_to_create(tmp_path: Path) -> None:
 def test_secrets_from_external_secrets_say_so(tmp_path: Path) -> None:
     result = _build(CASES / "valid" / "production-gpu.yaml", tmp_path / "out")
     listing = (tmp_path / "out" / "SECRETS.md").read_text()
-    assert ("ExternalSecrets from ClusterSecretStore/vault-backend make the generic ones: "
+    assert ("ExternalSecrets from ClusterSecretStore/vault-backend make those marked so: "
             "fill remote key `llm/<name>`") in listing
     assert ("| `vllm-key` | generic | `key` | llama70b (VLLM_API_KEY); router "
             "(LLAMA70B_API_KEY) | its ExternalSecret |") in listing

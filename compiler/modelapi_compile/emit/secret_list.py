@@ -32,6 +32,7 @@ class EnvironmentSecrets:
     secrets: tuple[NeededSecret, ...]
     external_store: str = ""  # "ClusterSecretStore/name" when ExternalSecrets make them
     remote_key_prefix: str = ""
+    external: frozenset[str] = frozenset()  # the Secrets an ExternalSecret makes
 
 
 def needed_secrets(env: ResolvedStack) -> EnvironmentSecrets:
@@ -66,13 +67,13 @@ def needed_secrets(env: ResolvedStack) -> EnvironmentSecrets:
     store = f"{external.store_kind}/{external.store_name}" if external.enabled else ""
     return EnvironmentSecrets(env.environment, env.namespace,
                               tuple(found[name] for name in sorted(found)), store,
-                              external.remote_key_prefix)
+                              external.remote_key_prefix, frozenset(external.secrets))
 
 
 def _made_externally(env: EnvironmentSecrets, secret: NeededSecret) -> bool:
-    # ExternalSecrets cover what pods and ServiceMonitors read by key (resolve.py), not
-    # docker-registry or TLS Secrets.
-    return bool(env.external_store) and secret.kind == "generic"
+    # The ExternalSecrets the chart renders (resolve.py): what pods and ServiceMonitors read
+    # by key, not docker-registry or TLS Secrets.
+    return secret.name in env.external
 
 
 def secrets_markdown(environments: list[EnvironmentSecrets], source: str) -> str:
@@ -89,7 +90,7 @@ def secrets_markdown(environments: list[EnvironmentSecrets], source: str) -> str
             lines += ["None.", ""]
             continue
         if env.external_store:
-            lines += [f"ExternalSecrets from {env.external_store} make the generic ones: fill "
+            lines += [f"ExternalSecrets from {env.external_store} make those marked so: fill "
                       f"remote key `{env.remote_key_prefix}<name>`, one property per key.", ""]
         lines += ["| Secret | type | keys | read by | made by |", "|---|---|---|---|---|"]
         for secret in env.secrets:
