@@ -49,8 +49,10 @@ def deployed_lines(validated: ValidatedSpec, environment: str, name: str, base: 
     env = next(e for e in resolve_environments(validated) if e.environment == environment)
     objects = build_objects(env)
     full = fullname(env.values.stack, name)
-    controller = next(o for o in objects if o["kind"] in ("Deployment", "StatefulSet")
-                      and o["metadata"]["name"] == full)
+    controller = next((o for o in objects if o["kind"] in ("Deployment", "StatefulSet")
+                       and o["metadata"]["name"] == full), None)
+    if controller is None:
+        return ()
     pod = controller["spec"]["template"]["spec"]
     container = pod["containers"][0]
     fields = _at(model, base)
