@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from modelapi_compile import yamlout
-from modelapi_compile.spec import ACCELERATORS
+from modelapi_compile.accelerators import ACCELERATORS, BY_NAME
 
 NAME = st.from_regex(r"[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,4})?", fullmatch=True)
 MODEL_ID = st.from_regex(r"[a-z0-9][a-z0-9._:-]{0,12}", fullmatch=True)
@@ -32,7 +32,10 @@ def model_apis(draw: st.DrawFn) -> list[dict[str, Any]]:
         if kind == "vllm":
             gpu: dict[str, Any] = {"count": draw(st.integers(0, 4))}
             if draw(st.booleans()):
-                gpu["accelerator"] = draw(st.sampled_from(sorted(ACCELERATORS)))
+                accelerator = draw(st.sampled_from(sorted(ACCELERATORS)))
+                gpu["accelerator"] = accelerator
+                if BY_NAME[accelerator].resource != "nvidia.com/gpu":
+                    gpu["resource"] = BY_NAME[accelerator].resource
             body: dict[str, Any] = {"model": "org/" + draw(MODEL_ID), "gpu": gpu,
                                     "replicas": draw(st.integers(0, 3))}
             if draw(st.booleans()):

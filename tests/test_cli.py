@@ -111,7 +111,7 @@ def test_every_summary_says_files_added_changed_and_removed(tmp_path: Path) -> N
     out = tmp_path / "out"
     first = _build(EXAMPLE, out)
     total = len(_files(out))
-    assert first.output.strip() == (f"wrote {out}: {total} files; {total} added, 0 changed, "
+    assert first.stdout.strip() == (f"wrote {out}: {total} files; {total} added, 0 changed, "
                                     "0 removed")
     spec = tmp_path / "agentic.yaml"
     text = Path(EXAMPLE).read_text()
@@ -119,11 +119,11 @@ def test_every_summary_says_files_added_changed_and_removed(tmp_path: Path) -> N
     spec.write_text(text[:start] + text[end:])  # one agent fewer
     second = _build(spec, out)
     summary = re.fullmatch(r"wrote \S+: (\d+) files; 0 added, (\d+) changed, (\d+) removed\n",
-                           second.output)
+                           second.stdout)
     assert summary, second.output
     assert int(summary[1]) == len(_files(out)) and int(summary[2]) > 0 and int(summary[3]) > 2
     again = _build(spec, out)
-    assert again.output.endswith("; 0 added, 0 changed, 0 removed\n")
+    assert again.stdout.endswith("; 0 added, 0 changed, 0 removed\n")
 
 
 # --- 2: import never overwrites silently ------------------------------------------------------
@@ -472,9 +472,11 @@ def test_one_validate_reports_field_reference_and_patch_errors_together(tmp_path
     paths = {p["path"] for p in json.loads(merged.output)["problems"]}
     # the environment's merged spec is checked too, its reference error located in the patch
     assert "spec.agents[0].modelAPI" in paths and "spec.modelAPIs[0].ollama.imgae" in paths
-    lines = {p["line"] for p in json.loads(merged.output)["problems"]
-             if p["path"] == "spec.agents[0].modelAPI"}
-    assert lines == {15, 23}
+    # ... under the path written there
+    found = {(p["path"], p["line"]) for p in json.loads(merged.output)["problems"]
+             if p["path"].endswith("agents[0].modelAPI")}
+    assert found == {("spec.agents[0].modelAPI", 15),
+                     ("spec.environments[0].patch.agents[0].modelAPI", 23)}
 
 
 def test_items_set_aside_for_field_errors_are_not_reported_again_as_missing(

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from cluster_models import by_kind, workloads
 from conftest import ENGINES, Rendered, render_spec
 from control_plane import node, pods_fit
+from modelapi_compile.accelerators import ACCELERATORS, TABLE
 from modelapi_compile.cli import cli
-from modelapi_compile.spec import ACCELERATORS
 from modelapi_compile.verify import load_yaml_documents
 
 SPOT = {"key": "example.com/spot", "operator": "Exists", "effect": "NoSchedule"}
@@ -296,24 +296,30 @@ FLEETS: dict[str, list[tuple[str, dict[str, str]]]] = {
                       ("l4-fraction", "l4", 2861), ("l4-fraction", "l4", 11444),
                       ("nvidia-a10g", "a10g", 22888), ("nvidia-a100-40gb", "a100", 40960),
                       ("nvidia-a100-80gb", "a100", 81920), ("nvidia-h100-80gb", "h100", 81920),
-                      ("nvidia-h200", "h200", 144384), ("l40s", "l40s", 45776))],
+                      ("nvidia-h200", "h200", 144384), ("nvidia-l40s", "l40s", 45776),
+                      ("nvidia-b200", "b200", 183359), ("b300", "b300", 275040),
+                      ("nvidia-rtx-pro-6000", "rtx-pro-server-6000", 98304))],
     "gke": [(gpu, {"cloud.google.com/gke-accelerator": value}) for gpu, value in (
         ("nvidia-t4", "nvidia-tesla-t4"), ("nvidia-l4", "nvidia-l4"),
         ("nvidia-a100-40gb", "nvidia-tesla-a100"), ("nvidia-a100-80gb", "nvidia-a100-80gb"),
         ("nvidia-h100-80gb", "nvidia-h100-80gb"), ("h100-mega", "nvidia-h100-mega-80gb"),
-        ("nvidia-h200", "nvidia-h200-141gb"))],
+        ("nvidia-h200", "nvidia-h200-141gb"), ("nvidia-b200", "nvidia-b200"),
+        ("nvidia-gb200", "nvidia-gb200"), ("nvidia-rtx-pro-6000", "nvidia-rtx-pro-6000"))],
     "nvidia-gfd": [(gpu, {"nvidia.com/gpu.product": value}) for gpu, value in (
         ("nvidia-t4", "Tesla-T4"), ("nvidia-l4", "NVIDIA-L4"), ("nvidia-a10g", "NVIDIA-A10G"),
         ("nvidia-a100-40gb", "NVIDIA-A100-SXM4-40GB"),
         ("nvidia-a100-80gb", "NVIDIA-A100-SXM4-80GB"),
-        ("nvidia-h100-80gb", "NVIDIA-H100-80GB-HBM3"), ("nvidia-h200", "NVIDIA-H200"))],
+        ("nvidia-h100-80gb", "NVIDIA-H100-80GB-HBM3"), ("nvidia-h200", "NVIDIA-H200"),
+        ("nvidia-l40s", "NVIDIA-L40S"), ("nvidia-h100-80gb-pcie", "NVIDIA-H100-PCIe"),
+        ("nvidia-b200", "NVIDIA-B200"), ("nvidia-gb200", "NVIDIA-GB200"),
+        ("nvidia-rtx-pro-6000", "NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition"))],
 }
 
 
 def _accelerator_spec() -> str:
     """One vLLM per accelerator, one environment per convention (minus what it lacks)."""
-    apis = "".join(f"    - name: {name}\n      vllm: {{model: org/m, gpu: {{count: 1, "
-                   f"accelerator: {name}}}}}\n" for name in ACCELERATORS)
+    apis = "".join(f"    - name: {a.name}\n      vllm: {{model: org/m, gpu: {{count: 1, "
+                   f"accelerator: {a.name}, resource: {a.resource}}}}}\n" for a in TABLE)
     envs = ""
     for convention in FLEETS:
         missing = [n for n, c in ACCELERATORS.items() if convention not in c]

@@ -423,6 +423,11 @@ REFUSALS = {
                            "\"https://prod.example.com\"}\n"),
                           "spec.environments[1].destination",
                           "add destination.kubeConfigSecret"),
+    "LiteLLM keys": (("            backend: vllm-hosted\n",
+                      "            backend: vllm-hosted\n            params: {rmp: 10}\n"),
+                     "spec.modelAPIs[2].litellm.models[1].params.rmp",
+                     "did you mean 'rpm'? or, for a key newer than LiteLLM 1.90.6, list it in "
+                     "spec.modelAPIs[2].litellm.allowUnknownKeys"),
 }
 
 

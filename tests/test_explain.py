@@ -145,3 +145,58 @@ def test_model_sources_and_adapters_are_explained() -> None:
     assert (e.value, e.layer) == (64, "spec")
     e = explain(knobs, "prod", "modelAPIs[mistral].vllm.objectStorage.region")
     assert (e.value, e.layer) == (None, "default")
+
+
+# --- what is deployed (issue 24) -------------------------------------------------------------
+
+KNOBS = str(CASES / "valid" / "production-knobs.yaml")
+
+
+def _deployed_container(spec: str, environment: str, name: str) -> dict[str, object]:
+    from modelapi_compile.emit.manifests import build_objects
+    from modelapi_compile.resolve import resolve_environments
+    from modelapi_compile.validate import load_spec
+
+    env = next(e for e in resolve_environments(load_spec(spec)) if e.environment == environment)
+    controller = next(o for o in build_objects(env) if o["kind"] in ("Deployment", "StatefulSet")
+                      and o["metadata"]["name"].endswith(f"-{name}"))
+    container: dict[str, object] = controller["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_resources_show_what_the_workload_gets() -> None:
+    """Not `requests: {}`: the requests and limits of the built container, each with the
+    layer that set it, the image and /dev/shm."""
+    text = render_explanation(explain(EXAMPLE, "prod",
+                                      "spec.modelAPIs[vllm-hosted].vllm.resources"))
+    container = _deployed_container(EXAMPLE, "prod", "vllm-hosted")
+    requests = container["resources"]["requests"]  # type: ignore[index]
+    assert "  deployed: Deployment agentic-vllm-hosted (namespace agentic)\n" in text
+    assert f"      cpu: {requests['cpu']}  [default]\n" in text
+    assert f"      memory: {requests['memory']}  [default]\n" in text
+    assert "      nvidia.com/gpu: 1  [gpu.count: spec, line " in text
+    assert f"    image: {container['image']}  [spec, line " in text
+    assert "    /dev/shm: 2Gi (memory-backed emptyDir)  [default]\n" in text
+
+
+def test_the_cpu_image_of_an_environment_says_where_it_comes_from() -> None:
+    text = render_explanation(explain(EXAMPLE, "dev", "spec.modelAPIs[vllm-hosted].vllm.image"))
+    image = _deployed_container(EXAMPLE, "dev", "vllm-hosted")["image"]
+    assert (f"    image: {image}  [derived from vllm/vllm-openai:v0.8.3 (spec, line 23): CPU "
+            "mode (gpu.count 0): the CPU image]") in text
+
+
+def test_replicas_name_the_autoscaler_that_owns_them() -> None:
+    keda = render_explanation(explain(KNOBS, "dev", "spec.modelAPIs[qwen].vllm.replicas"))
+    assert "    replicas: owned by KEDA ScaledObject knobs-qwen: 1 to 4  [spec, line " in keda
+    hpa = render_explanation(explain(KNOBS, "dev", "spec.agents[helper].replicas"))
+    assert "    replicas: owned by HorizontalPodAutoscaler knobs-helper: 1 to 2  [spec" in hpa
+    patched = render_explanation(explain(KNOBS, "dev", "spec.modelAPIs[gateway].litellm"))
+    assert "    replicas: 1  [environment patch, line " in patched
+    plain = render_explanation(explain(EXAMPLE, "prod", "spec.agents[simple-math-agent].replicas"))
+    assert "    replicas: 3  [environment patch, line 94]\n" in plain
+
+
+def test_fields_about_something_else_show_no_deployment() -> None:
+    text = render_explanation(explain(EXAMPLE, "dev", "spec.modelAPIs[vllm-hosted].vllm.gpu.count"))
+    assert "deployed:" not in text

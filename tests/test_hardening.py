@@ -290,7 +290,9 @@ def test_annotations_over_256_kib_are_refused_at_the_field(tmp_path: Path) -> No
 
 def test_a_configmap_over_1_mib_is_refused_not_an_internal_error(tmp_path: Path) -> None:
     settings = "".join(f"          note{i}: {'y' * 60_000}\n" for i in range(20))  # 1.2 MB
-    text = ATTACKED.replace("        expose:\n", f"        settings:\n{settings}        expose:\n")
+    notes = ", ".join(f"note{i}" for i in range(20))  # not LiteLLM keys: let them through
+    text = ATTACKED.replace("        expose:\n", f"        settings:\n{settings}"
+                            f"        allowUnknownKeys: [{notes}]\n        expose:\n")
     spec = tmp_path / "attacked.yaml"
     spec.write_text(text)
     result = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(tmp_path / "out"),

@@ -70,8 +70,21 @@ def test_hostile_yaml_is_refused(text: bytes, message: str) -> None:
 def test_positions_survive_patches() -> None:
     case = CASES / "invalid" / "patch-breaks-rule.yaml"
     result = CliRunner().invoke(cli, ["validate", "-f", str(case)])
-    # the error is in the environment's patch (line 15), not in the spec it patches
-    assert ":15:30:" in result.output and "spec.modelAPIs[0].vllm.replicas" in result.output
+    # the error is in the environment's patch (line 15), not in the spec it patches, and
+    # its path is the one written there
+    assert ":15:30:" in result.output
+    assert "spec.environments[0].patch.modelAPIs[0].vllm.replicas" in result.output
+
+
+def test_errors_through_a_deleting_patch_are_reported_once_where_written() -> None:
+    """A spec typo after an item the environment deletes is not reported again at the index
+    it has in the environment's merged spec; a patch typo is at its path in the patch."""
+    case = CASES / "invalid" / "patch-deletes-then-typos.yaml"
+    result = CliRunner().invoke(cli, ["validate", "-f", str(case), "--output", "json"])
+    problems = json.loads(result.output)["problems"]
+    assert [(p["line"], p["path"]) for p in problems] == [
+        (26, "spec.agents[1].replcas"),
+        (34, "spec.environments[0].patch.agents[1].helthPath")]
 
 
 def test_internal_errors_exit_3_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -405,15 +405,19 @@ def build(spec: str, out: str, check: bool, force: bool, no_helm: bool,
     kept = [f"left behind: PersistentVolumeClaim {claim} is no longer in the spec; Argo CD, "
             "Flux and Helm keep model caches, delete it by hand when unneeded"
             for claim in left_behind]
+    from .emit.secret_list import secrets_json, secrets_summary
+
     if report_format == "json":
-        click.echo(json.dumps({**result, "warnings": spec_warnings + warnings + kept},
-                              indent=2))
+        click.echo(json.dumps({**result, "warnings": spec_warnings + warnings + kept,
+                               "secrets": secrets_json(list(compiled.secrets))}, indent=2))
         return
     for warning in warnings:
         click.echo(f"modelapi-compile: warning: {warning}", err=True)
     click.echo(f"wrote {out}: {plural(files, 'file')}; {_count_text(counts)}")
     for line in kept:
         click.echo(line)
+    for line in secrets_summary(list(compiled.secrets)):
+        click.echo(line, err=True)
 
 
 def _placement_warnings(spec: str, root: Path, inputs: Any) -> tuple[Problem, ...]:

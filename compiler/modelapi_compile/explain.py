@@ -11,10 +11,12 @@ carries positions along with the data).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import yamlout
+from .accelerators import ACCELERATORS, reference_text
+from .explain_deployed import deployed_lines, workload_of
 from .loader import Positions, load_file
 from .patch import apply_patch
 from .problems import Path, Problem, SpecError, did_you_mean, format_path
@@ -35,6 +37,7 @@ class Explanation:
     path: str = ""  # the path as resolved, list items by name where they have one
     environment: str = ""
     patched: tuple[str, ...] = ()  # parts of a spec-set map or list the patch changed
+    notes: tuple[str, ...] = ()  # more lines about the value (the accelerator table)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,42 @@ def explain(spec_path: str, environment: str, path: str) -> Explanation:
         _removed_by_patch(validated, document.positions, segments, path, environment)
         raise
     text = _display(concrete, layers.model)
+    explanation = _explain_layer(value, concrete, text, spec_path, environment, layers)
+    if concrete[-2:] == ("gpu", "accelerator"):
+        explanation = replace(explanation, notes=_accelerator_notes(value, layers.model))
+    workload = workload_of(concrete, layers.model)
+    if workload is not None and environment in {e.name for e in validated.environments}:
+        name, base = workload
+        explanation = replace(explanation, notes=(*explanation.notes, *deployed_lines(
+            validated, environment, name, base, lambda at: _layer_name(at, layers),
+            layers.model)))
+    return explanation
+
+
+def _layer_name(concrete: Path, layers: _Layers) -> str:
+    """Who set the spec field at `concrete` in this environment, with where."""
+    if not _present(layers.data, concrete):
+        return "default"
+    line, column = layers.positions.values.get(concrete) or layers.positions.locate(concrete)
+    if (line, column) in layers.patch_positions:
+        return f"environment patch, line {line}"
+    return f"spec, line {line}"
+
+
+def _accelerator_notes(value: Any, model: Any) -> tuple[str, ...]:
+    """The labels the value selects under the environment's convention, and the table."""
+    convention = model["spec"]["cluster"]["gpuNodeLabels"]
+    labels = ACCELERATORS.get(value, {}).get(convention) if isinstance(value, str) else None
+    chosen = (f"node labels (cluster.gpuNodeLabels: {convention}): "
+              + ", ".join(f"{k}={v}" for k, v in labels.items()) if labels else
+              f"node labels (cluster.gpuNodeLabels: {convention}): gpu.nodeSelector only")
+    return (chosen, "accelerators (name: GPU; labels per convention):",
+            *reference_text().rstrip("\n").splitlines())
+
+
+def _explain_layer(value: Any, concrete: Path, text: str, spec_path: str, environment: str,
+                   layers: _Layers) -> Explanation:
+    """The explanation with the layer that set the value."""
     if not _present(layers.data, concrete):
         line, column = layers.positions.locate(concrete, key=True)
         return Explanation(value, "default", spec_path, line, column, text, environment)
@@ -111,6 +150,7 @@ def render_explanation(e: Explanation) -> str:
         lines.append(f"  set by: spec at {where}")
         if e.patched:
             lines.append("  changed by the environment patch: " + ", ".join(e.patched))
+    lines.extend("  " + note for note in e.notes)
     return "\n".join(lines) + "\n"
 
 

@@ -123,6 +123,8 @@ class _Import:
     # value copied through (an image, an env entry) is reported at its source line.
     agent_origins: list[tuple[_Doc, Path]] = field(default_factory=list)
     api_origins: dict[str, tuple[_Doc, Path]] = field(default_factory=dict)
+    # LiteLLM modelAPI name -> its config and the model_list index of each imported model
+    litellm_origins: dict[str, tuple[_Doc, list[int]]] = field(default_factory=dict)
 
     def note(self, doc: _Doc, at: Path, message: str) -> None:
         line, _ = doc.positions.locate(at, key=True)
@@ -551,10 +553,12 @@ def _litellm_api(state: _Import, doc: _Doc, at: Path, name: str,
         return
     _scan_secrets(state, doc, (), doc.data)
     litellm: dict[str, Any] = {"models": []}
+    sources: list[int] = []
     for i, entry in enumerate(doc.data["model_list"]):
         model = _model_entry(state, doc, ("model_list", i), entry, secrets)
         if model is not None:
             litellm["models"].append(model)
+            sources.append(i)
         else:
             state.broken.add((name, str(_get(entry, "model_name"))))
     _settings(state, doc, litellm, secrets)
@@ -567,6 +571,7 @@ def _litellm_api(state: _Import, doc: _Doc, at: Path, name: str,
     _known_fields(state, doc, (), doc.data, {"model_list", "router_settings",
                                               "general_settings", "litellm_settings"})
     state.apis[name] = {"name": name, "litellm": litellm}
+    state.litellm_origins[name] = (doc, sources)
 
 
 def _check_fallbacks(state: _Import, doc: _Doc, name: str, litellm: dict[str, Any]) -> None:
@@ -961,6 +966,12 @@ def _at_source(state: _Import, problem: Problem) -> Problem:
     for j, name in enumerate(state.apis):
         if name in state.api_origins:
             origins[f"spec.modelAPIs[{j}].ollama"] = state.api_origins[name]
+        if name in state.litellm_origins:  # keys copied as written (an unknown one, say)
+            doc, sources = state.litellm_origins[name]
+            origins[f"spec.modelAPIs[{j}].litellm.settings"] = (doc, ("litellm_settings",))
+            for k, i in enumerate(sources):
+                origins[f"spec.modelAPIs[{j}].litellm.models[{k}].params"] = (
+                    doc, ("model_list", i, "litellm_params"))
     for prefix in sorted(origins, key=len, reverse=True):
         rest = problem.path[len(prefix):]
         if problem.path.startswith(prefix) and rest[:1] in ("", ".", "["):

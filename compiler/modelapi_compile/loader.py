@@ -40,6 +40,17 @@ class Positions:
     file: str
     values: dict[Path, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    # Data merged from several places (an environment's patch onto the spec): where each
+    # path of this data was written, so a problem names the path the user wrote.
+    origins: dict[Path, Path] = field(default_factory=dict)
+
+    def written_at(self, path: Path) -> Path:
+        """The path of the file that `path` of this data came from."""
+        for cut in range(len(path), -1, -1):
+            origin = self.origins.get(path[:cut])
+            if origin is not None:
+                return (*origin, *path[cut:])
+        return path
 
     def locate(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """The position of `path`, or of its nearest ancestor that has one."""
@@ -55,7 +66,8 @@ class Positions:
 
     def problem(self, path: Path, message: str, hint: str = "", *, key: bool = False) -> Problem:
         line, column = self.locate(path, key=key)
-        return Problem(self.file, line, column, format_path(path), message, hint)
+        return Problem(self.file, line, column, format_path(self.written_at(path)), message,
+                       hint)
 
 
 @dataclass

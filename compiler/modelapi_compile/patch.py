@@ -25,6 +25,7 @@ class _Merger:
 
     def copy(self, value: Any, origin: Path, target: Path) -> Any:
         """Take `value` (from `origin` in the file) wholesale to `target`."""
+        self.out.origins[target] = origin
         if origin in self.source.values:
             self.out.values[target] = self.source.values[origin]
         if origin in self.source.keys:
@@ -47,6 +48,7 @@ class _Merger:
     def _merge_maps(self, base: dict[str, Any], base_origin: Path, patch: dict[str, Any],
                     patch_origin: Path, target: Path) -> dict[str, Any]:
         self.out.values[target] = self.source.values.get(base_origin, (1, 1))
+        self.out.origins[target] = base_origin
         if base_origin in self.source.keys:
             self.out.keys[target] = self.source.keys[base_origin]
         result: dict[str, Any] = {}
@@ -113,6 +115,7 @@ class _Merger:
         for value, origin in added:
             result.append(self.copy(value, origin, (*target, len(result))))
         self.out.values[target] = self.source.values.get(base_origin, (1, 1))
+        self.out.origins[target] = base_origin
         return result
 
 

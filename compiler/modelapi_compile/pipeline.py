@@ -11,6 +11,12 @@ from pathlib import PurePath
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects, claim_names, overlay_namespace
+from .emit.secret_list import (
+    SECRETS_FILE,
+    EnvironmentSecrets,
+    needed_secrets,
+    secrets_markdown,
+)
 from .immutable import Facts, immutable_facts, object_key
 from .problems import Problem, format_path
 from .resolve import gitops_plan, resolve_environments, slowest_rollout
@@ -31,6 +37,7 @@ class Compiled:
     claims: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()  # risky choices the spec opted into
     helm_verified: bool = False  # Helm rendered every environment and matched the objects
+    secrets: tuple[EnvironmentSecrets, ...] = ()  # the Secrets to create, per environment
     included: tuple[str, ...] = ()  # files the spec pulled in besides itself (none yet)
     # Per deployed object, the fields Kubernetes never changes in place (immutable.py), and
     # where in the spec each object came from.
@@ -76,6 +83,7 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
         renderers = overlay_renderers(validated)
         immutable: dict[str, Facts] = {}
         where: dict[str, tuple[str, int, int, str]] = {}
+        secrets: list[EnvironmentSecrets] = []
         for env in resolved:
             on_stage(f"environment {env.environment}")
             env_values = chart.environment_file(files, env)
@@ -86,6 +94,7 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
                                                  parts=parts))
             verifier.check_overlay_only(env, overlay_only)
             claims.update(claim_names(env))
+            secrets.append(needed_secrets(env))
             rollouts[env.environment] = slowest_rollout(env)
             checks[env.environment] = flux.rollout_checks(env)
             slow = kustomize.slow_overlay_warning(
@@ -110,12 +119,13 @@ def compile_spec(spec_path: str, *, use_helm: bool = True, keep_objects: bool = 
             gitops = {**argocd.argocd_files(plan), **flux.flux_files(plan)}
         for path, documents in sorted(gitops.items()):
             files.add_yaml(path, header_comment(source), *documents)
+        files.add(SECRETS_FILE, secrets_markdown(secrets, source))
         verifier.check_gitops(gitops)
         verifier.finish()
         helm_verified = verifier.sdk is not None
     return Compiled(files, base, tuple(environments), objects, gitops, tuple(sorted(claims)),
                     (*validated.warnings, *warnings), helm_verified=helm_verified,
-                    immutable=immutable, immutable_where=where)
+                    immutable=immutable, immutable_where=where, secrets=tuple(secrets))
 
 
 def overlay_parts(validated: ValidatedSpec) -> int:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from . import pod_security, yamlout
 from . import workloads as w
+from .accelerators import ACCELERATORS
 from .emit.monitoring import monitoring_values
 from .pod_options import longest_request
 from .problems import Problem, SpecError
@@ -37,7 +38,6 @@ from .resolved import (
     selector_labels,
 )
 from .spec import (
-    ACCELERATORS,
     KUBE_DNS,
     Agent,
     LabelSelector,

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from .accelerators import canonical
+
 API_VERSION = "modelapi.dev/v1alpha1"
 KIND = "ModelStack"
 
@@ -279,9 +281,10 @@ class Gpu(Model):
         1, description="GPUs per replica; 0 = CPU mode; also the tensor parallel size"
     )
     resource: str = Field("nvidia.com/gpu", description="extended resource name")
-    accelerator: str | None = Field(
-        None, description="vendor-neutral accelerator name (nvidia-l4, nvidia-a100-80gb, ...)"
-    )
+    accelerator: Annotated[str, AfterValidator(canonical)] | None = Field(
+        None, description="vendor-neutral accelerator name (nvidia-l4, nvidia-h100-80gb, "
+        "amd-mi300x, ...; see the accelerator table); common spellings such as nvidia-h100 "
+        "are read as the table's name")
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(
         default_factory=list, description="added to the toleration of GPU nodes' taint "
@@ -621,6 +624,10 @@ class Litellm(PodOptions):
         default_factory=dict, description="litellm_settings over the defaults (drop_params "
         "and disable_hf_tokenizer_download true); no secret values, os.environ/ references "
         "allowed")
+    allow_unknown_keys: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="keys of `settings` and of the models' `params` "
+        "to pass on although the pinned LiteLLM release does not know them (a newer image's "
+        "keys); any other unknown key is refused as a likely typo")
     expose: Expose | None = None
     resources: Resources = Field(default_factory=Resources)
     autoscaling: Autoscaling | None = Field(None, description="HPA on CPU")
@@ -805,42 +812,6 @@ class Monitoring(Model):
     alerts: bool = Field(True, description="PrometheusRules for every model and gateway")
     thresholds: AlertThresholds = Field(default_factory=AlertThresholds,
                                         description="where the alerts fire")
-
-
-# Vendor-neutral accelerator names -> the node labels that select exactly that GPU, per
-# labelling convention; a convention missing from an entry does not offer that GPU.
-# Karpenter's instance-gpu-name is the same for GPUs that differ in memory (a100 on p4d with
-# 40 GB and p4de with 80 GB; l4 also on fractional g6f), so its per-GPU memory in MiB
-# (karpenter.k8s.aws/instance-gpu-memory, from EC2 DescribeInstanceTypes) is selected too.
-_GFD = "nvidia.com/gpu.product"
-_GKE = "cloud.google.com/gke-accelerator"
-_KARPENTER_NAME = "karpenter.k8s.aws/instance-gpu-name"
-_KARPENTER_MEMORY = "karpenter.k8s.aws/instance-gpu-memory"
-
-
-def _karpenter(name: str, memory_mib: int) -> dict[str, str]:
-    return {_KARPENTER_NAME: name, _KARPENTER_MEMORY: str(memory_mib)}
-
-
-ACCELERATORS: dict[str, dict[str, dict[str, str]]] = {
-    "nvidia-t4": {"nvidia-gfd": {_GFD: "Tesla-T4"}, "gke": {_GKE: "nvidia-tesla-t4"},
-                  "karpenter": _karpenter("t4", 16384)},
-    "nvidia-l4": {"nvidia-gfd": {_GFD: "NVIDIA-L4"}, "gke": {_GKE: "nvidia-l4"},
-                  "karpenter": _karpenter("l4", 22888)},
-    "nvidia-a10g": {"nvidia-gfd": {_GFD: "NVIDIA-A10G"},
-                    "karpenter": _karpenter("a10g", 22888)},
-    "nvidia-a100-40gb": {"nvidia-gfd": {_GFD: "NVIDIA-A100-SXM4-40GB"},
-                         "gke": {_GKE: "nvidia-tesla-a100"},
-                         "karpenter": _karpenter("a100", 40960)},
-    "nvidia-a100-80gb": {"nvidia-gfd": {_GFD: "NVIDIA-A100-SXM4-80GB"},
-                         "gke": {_GKE: "nvidia-a100-80gb"},
-                         "karpenter": _karpenter("a100", 81920)},
-    "nvidia-h100-80gb": {"nvidia-gfd": {_GFD: "NVIDIA-H100-80GB-HBM3"},
-                         "gke": {_GKE: "nvidia-h100-80gb"},
-                         "karpenter": _karpenter("h100", 81920)},
-    "nvidia-h200": {"nvidia-gfd": {_GFD: "NVIDIA-H200"}, "gke": {_GKE: "nvidia-h200-141gb"},
-                    "karpenter": _karpenter("h200", 144384)},
-}
 
 
 KUBE_DNS = "kube-dns"

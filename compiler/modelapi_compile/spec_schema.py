@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .accelerators import reference_markdown
 from .spec import ModelStack
 
 SCHEMA_ID = "https://modelapi.dev/schemas/modelstack.v1alpha1.json"
@@ -116,4 +117,10 @@ def spec_reference_markdown() -> str:
         # the model's first paragraph, whole: a docstring wraps mid-sentence
         doc = " ".join((model.get("description") or "").strip().split("\n\n")[0].split())
         sections.append(f"#### {name}\n\n{doc}\n\n" + "\n".join(rows) + "\n")
+    sections.append("#### Accelerators\n\n`gpu.accelerator` names and the node labels each "
+                    "`cluster.gpuNodeLabels` convention selects (— : not offered there; "
+                    "`explicit` uses `gpu.nodeSelector` alone). AKS and EKS managed node "
+                    "groups label GPUs through NVIDIA GPU feature discovery (`nvidia-gfd`); "
+                    "AMD GPUs carry the AMD node labeller's label under that convention.\n\n"
+                    + reference_markdown())
     return "\n".join(sections)

@@ -14,8 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .accelerators import accelerator_problems
 from .emit.argocd import IN_CLUSTER, IN_CLUSTER_NAME
 from .limits import environment_name_problems, map_limit_problems
+from .litellm_keys import unknown_key_problems
 from .loader import Document, Positions
 from .model_sources import shared_source_warnings, source_problems
 from .patch import apply_patch
@@ -35,7 +37,6 @@ from .secret_values import (
     unused_allowances,
 )
 from .spec import (
-    ACCELERATORS,
     API_VERSION,
     DEFAULT_NAMESPACE,
     KIND,
@@ -224,7 +225,8 @@ _MAX_PRUNING_ROUNDS = 25
 
 
 def _copy_positions(positions: Positions) -> Positions:
-    return Positions(positions.file, dict(positions.values), dict(positions.keys))
+    return Positions(positions.file, dict(positions.values), dict(positions.keys),
+                     dict(positions.origins))
 
 
 def _prune(data: dict[str, Any], positions: Positions, error: ValidationError,
@@ -270,7 +272,8 @@ def _at(data: Any, path: Path) -> Any:
 def _shift_positions(positions: Positions, removed: Path) -> None:
     """Re-key the positions after list item `removed` left its list."""
     depth = len(removed) - 1
-    for table in (positions.values, positions.keys):
+    tables: tuple[dict[Path, Any], ...] = (positions.values, positions.keys, positions.origins)
+    for table in tables:
         moved = {}
         for path in list(table):
             if len(path) > depth and path[:depth] == removed[:depth]:
@@ -461,25 +464,10 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
         yield from _name_length(stack.metadata.name, api.name, ("spec", "modelAPIs", i, "name"),
                                 positions)
         gpu = api.vllm.gpu if api.vllm else api.ollama.gpu if api.ollama else None
-        if (gpu and gpu.count and gpu.accelerator and gpu.accelerator not in ACCELERATORS
-                and spec.cluster.gpu_node_labels != "explicit"):
-            yield positions.problem(
-                ("spec", "modelAPIs", i, api.kind, "gpu", "accelerator"),
-                f"unknown accelerator '{gpu.accelerator}'",
-                (did_you_mean(gpu.accelerator, list(ACCELERATORS)) or "known: "
-                 + ", ".join(ACCELERATORS))
-                + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
-        elif (gpu and gpu.count and gpu.accelerator
-              and spec.cluster.gpu_node_labels != "explicit"
-              and spec.cluster.gpu_node_labels not in ACCELERATORS[gpu.accelerator]):
-            offered = [name for name, conventions in ACCELERATORS.items()
-                       if spec.cluster.gpu_node_labels in conventions]
-            yield positions.problem(
-                ("spec", "modelAPIs", i, api.kind, "gpu", "accelerator"),
-                f"'{gpu.accelerator}' is not offered under cluster.gpuNodeLabels: "
-                f"{spec.cluster.gpu_node_labels}",
-                "choose one of " + ", ".join(offered)
-                + "; or set cluster.gpuNodeLabels: explicit and gpu.nodeSelector")
+        if gpu and gpu.count and gpu.accelerator:
+            yield from accelerator_problems(gpu.accelerator, gpu.resource,
+                                             spec.cluster.gpu_node_labels,
+                                             ("spec", "modelAPIs", i, api.kind, "gpu"), positions)
         if api.vllm:
             yield from _shared_claim_problems(api, ("spec", "modelAPIs", i, "vllm"), positions)
         if api.litellm:
@@ -623,6 +611,13 @@ def _litellm_problems(api: ModelAPI, at: Path, apis: dict[str, ModelAPI],
                     "remove it here; set backend/url, model or apiKeySecret", key=True)
         yield from _secret_problems(entry.params, (*at, "models", i, "params"), positions,
                                     allowed)
+    escape, allowed_keys = (*at, "allowUnknownKeys"), frozenset(litellm.allow_unknown_keys)
+    for i, entry in enumerate(litellm.models):
+        yield from unknown_key_problems(
+            {k: v for k, v in entry.params.items() if k not in COMPUTED_PARAMS},
+            "litellm_params", (*at, "models", i, "params"), positions, allowed_keys, escape)
+    yield from unknown_key_problems(litellm.settings, "litellm_settings", (*at, "settings"),
+                                    positions, allowed_keys, escape)
     yield from _secret_problems(litellm.settings, (*at, "settings"), positions, allowed)
     yield from _scaling_problems(litellm, at, positions)
     if litellm.database is not None:

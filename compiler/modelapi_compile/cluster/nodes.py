@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
+from ..accelerators import ACCELERATORS
 from ..immutable import quantity_bytes
-from ..spec import ACCELERATORS
 
 K8s = dict[str, Any]
 
@@ -127,7 +127,10 @@ def preset_pools(preset: str, objects: list[K8s]) -> list[NodePool]:
         # make: a cache disk made in one zone is mounted there only, so a replica whose
         # claim is in a zone must find its GPUs there.
         count = 3 * (math.ceil(gpus / GPUS_PER_NODE) + 1)
-        pools.append(NodePool(name, count, labels, list(taints),
+        # A preset's GPU taint is keyed by the device's resource (amd.com/gpu on AMD nodes).
+        own_taints = [{**t, "key": resource} if t.get("key") == "nvidia.com/gpu" else t
+                      for t in taints]
+        pools.append(NodePool(name, count, labels, own_taints,
                               {**GPU_NODE, resource: str(GPUS_PER_NODE)}))
     return pools
 
