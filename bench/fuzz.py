@@ -24,11 +24,11 @@ sys.path.insert(0, str(REPO / "tests"))
 from click.testing import CliRunner  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from modelapi_compile import yamlout  # noqa: E402
 from modelapi_compile.cli import cli  # noqa: E402
-from modelapi_compile.loader import load_bytes  # noqa: E402
+from modelapi_compile.emit import yamlout  # noqa: E402
 from modelapi_compile.pipeline import compile_spec  # noqa: E402
 from modelapi_compile.problems import SpecError  # noqa: E402
+from modelapi_compile.spec.loader import load_bytes  # noqa: E402
 from strategies import broken_specs, specs  # noqa: E402
 from test_properties import LOCATED  # noqa: E402
 

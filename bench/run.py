@@ -332,7 +332,7 @@ def load_objects(objects_dir: Path, out: Path) -> list[dict[str, Any]]:
 
 
 def validate_worker(objects_dir: str, out_dir: str, version: str) -> dict[str, Any]:
-    from modelapi_compile.kubeschemas import SchemaCatalog
+    from modelapi_compile.verify.kubeschemas import SchemaCatalog
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})

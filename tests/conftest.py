@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from modelapi_compile.verify import load_yaml_documents
+from modelapi_compile.verify.engines import load_yaml_documents
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = Path(__file__).parent / "cases"
@@ -118,7 +118,7 @@ def render_spec(spec: Path | str, folder: Path, helm: Any, kustomize: Any) -> Re
 
     from modelapi_compile.cli import cli
     from modelapi_compile.pipeline import compile_spec
-    from modelapi_compile.verify import render_chart
+    from modelapi_compile.verify.engines import render_chart
 
     if isinstance(spec, str):
         path = folder / "spec.yaml"

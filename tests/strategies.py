@@ -10,8 +10,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from modelapi_compile import yamlout
-from modelapi_compile.accelerators import ACCELERATORS, BY_NAME
+from modelapi_compile.emit import yamlout
+from modelapi_compile.spec.accelerators import ACCELERATORS, BY_NAME
 
 NAME = st.from_regex(r"[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,4})?", fullmatch=True)
 MODEL_ID = st.from_regex(r"[a-z0-9][a-z0-9._:-]{0,12}", fullmatch=True)
@@ -151,7 +151,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
 
 @functools.cache
 def _spec_schema() -> dict[str, Any]:
-    from modelapi_compile.spec_schema import spec_schema
+    from modelapi_compile.spec.schema import spec_schema
 
     return spec_schema()
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelapi_compile.accelerators import ACCELERATORS, BY_NAME, TABLE, canonical, suggestion
 from modelapi_compile.cli import cli
-from modelapi_compile.resolve import resolve_environments
-from modelapi_compile.validate import load_spec
+from modelapi_compile.resolve.stack import resolve_environments
+from modelapi_compile.spec.accelerators import ACCELERATORS, BY_NAME, TABLE, canonical, suggestion
+from modelapi_compile.spec.validate import load_spec
 
 
 def test_the_table_covers_todays_gpus() -> None:

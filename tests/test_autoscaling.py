@@ -17,7 +17,7 @@ from jsonschema import Draft7Validator
 from conftest import CASES
 from modelapi_compile.cli import cli
 from modelapi_compile.pipeline import compile_spec
-from modelapi_compile.verify import render_chart
+from modelapi_compile.verify.engines import render_chart
 
 KNOBS = CASES / "valid" / "production-knobs.yaml"
 ENVS = {"dev": "llm-dev", "prod": "llm"}
@@ -300,7 +300,7 @@ def test_pdbs_never_block_a_drain_at_any_replica_count(engines: Any, env: str) -
 def test_every_rendered_object_is_schema_valid(engines: Any, shared_crds: Path) -> None:
     """Both engines, every environment: Kubernetes kinds against the strict schema of
     spec.kubernetesVersion, custom resources against the upstream CRDs (strict)."""
-    from modelapi_compile.kubeschemas import SchemaCatalog
+    from modelapi_compile.verify.kubeschemas import SchemaCatalog
 
     catalog = SchemaCatalog("1.31.0", strict=True)
     kinds = set()

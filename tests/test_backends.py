@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cluster_models import NetworkPolicies, Pod, pod_of, workloads
 from conftest import CASES, REPO
 from modelapi_compile.cli import cli
-from modelapi_compile.verify import render_chart
+from modelapi_compile.verify.engines import render_chart
 
 PROD = CASES / "valid" / "production-gpu.yaml"
 EXAMPLE = REPO / "examples" / "agentic.yaml"

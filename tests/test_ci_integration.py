@@ -8,7 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import CASES, REPO
-from modelapi_compile.cli import Progress, cli
+from modelapi_compile.cli import cli
+from modelapi_compile.cli.common import Progress
 
 
 def test_github_annotations_point_at_the_spec_line() -> None:

@@ -225,7 +225,7 @@ def test_a_bad_option_value_is_a_usage_error() -> None:
 
 
 def test_debug_works_after_the_subcommand(monkeypatch: Any) -> None:
-    import modelapi_compile.validate as validate_module
+    import modelapi_compile.spec.validate as validate_module
 
     def broken(path: str) -> None:
         raise RuntimeError("a bug")
@@ -355,7 +355,7 @@ def test_env_is_optional_when_the_spec_has_one_environment(tmp_path: Path) -> No
 def test_progress_shows_the_stage_in_progress_once_half_a_second_passed() -> None:
     import io
 
-    from modelapi_compile.cli import Progress
+    from modelapi_compile.cli.common import Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -393,7 +393,7 @@ def test_progress_shows_the_stage_in_progress_once_half_a_second_passed() -> Non
 
 def test_interactive_init_re_asks_each_bad_answer_and_suggests_the_gitops_path(
         tmp_path: Path, monkeypatch: Any) -> None:
-    import modelapi_compile.cli as cli_module
+    import modelapi_compile.cli.side_commands as cli_module
 
     monkeypatch.setattr(cli_module, "_interactive", lambda: True)
     monkeypatch.chdir(tmp_path)  # the GitOps repository's root
@@ -508,9 +508,9 @@ def test_defaults_shown_are_the_defaults_applied() -> None:
     docs/reference.md) states are the values the compiler applies."""
     from pydantic import BaseModel
 
-    from modelapi_compile.spec import ModelStack
-    from modelapi_compile.spec_schema import spec_schema
-    from modelapi_compile.validate import _model_in
+    from modelapi_compile.spec.model import ModelStack
+    from modelapi_compile.spec.schema import spec_schema
+    from modelapi_compile.spec.validate import _model_in
 
     definitions = spec_schema()["$defs"]
     checked = 0

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from cluster_models import SYNC_WAVE, argocd_sync, by_kind, deleted_by, workloads
 from conftest import ENGINES, Rendered, render_spec
 from modelapi_compile.cli import cli
-from modelapi_compile.pod_security import level_violations
-from modelapi_compile.verify import load_yaml_documents
+from modelapi_compile.resolve.pod_security import level_violations
+from modelapi_compile.verify.engines import load_yaml_documents
 
 SPEC = """\
 apiVersion: modelapi.dev/v1alpha1

@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from cluster_models import by_kind, workloads
 from conftest import ENGINES, Rendered, render_spec
 from control_plane import node, pods_fit
-from modelapi_compile.accelerators import ACCELERATORS, TABLE
 from modelapi_compile.cli import cli
-from modelapi_compile.verify import load_yaml_documents
+from modelapi_compile.spec.accelerators import ACCELERATORS, TABLE
+from modelapi_compile.verify.engines import load_yaml_documents
 
 SPOT = {"key": "example.com/spot", "operator": "Exists", "effect": "NoSchedule"}
 SPEC = """\

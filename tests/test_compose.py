@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from conftest import CASES, REPO, missing_engine
-from modelapi_compile.emit.compose import compose_file
-from modelapi_compile.resolve import resolve
-from modelapi_compile.resolved import ResolvedStack
-from modelapi_compile.validate import load_spec
+from modelapi_compile.commands.compose import compose_file
+from modelapi_compile.resolve.model import ResolvedStack
+from modelapi_compile.resolve.stack import resolve
+from modelapi_compile.spec.validate import load_spec
 
 EXAMPLE = REPO / "examples" / "agentic.yaml"
 PROD = CASES / "valid" / "production-gpu.yaml"
@@ -231,7 +231,7 @@ def test_parses_with_the_compose_spec_library(spec: str, env: str, text: str) ->
 
 
 def test_variable_names_never_double_a_suffix() -> None:
-    from modelapi_compile.emit.compose import variable_name
+    from modelapi_compile.commands.compose import variable_name
 
     assert variable_name("litellm-master-key", "master-key") == "LITELLM_MASTER_KEY"
     assert variable_name("hf-token", "token") == "HF_TOKEN"
@@ -248,8 +248,8 @@ def test_variable_names_never_double_a_suffix() -> None:
 
 
 def test_names_that_would_collide_get_a_suffix(tmp_path: Path) -> None:
-    from modelapi_compile.emit.compose import _variables
-    from modelapi_compile.resolved import Workload
+    from modelapi_compile.commands.compose import _variables
+    from modelapi_compile.resolve.model import Workload
 
     base = _resolved(EXAMPLE)["dev"].values.workloads["litellm-proxy"]
     env = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "x-key", "key": "key"}}},

@@ -21,12 +21,12 @@ from cluster_models import (
 )
 from conftest import REPO
 from modelapi_compile.cli import cli
+from modelapi_compile.commands.importer import import_spec
+from modelapi_compile.commands.init import starter_spec
 from modelapi_compile.emit.flux import ROLLOUTS_DIR
-from modelapi_compile.importer import import_spec
 from modelapi_compile.pipeline import Compiled, compile_spec
 from modelapi_compile.problems import SpecError
-from modelapi_compile.starter import starter_spec
-from modelapi_compile.validate import load_spec
+from modelapi_compile.spec.validate import load_spec
 
 Obj = dict[str, Any]
 EXAMPLE = REPO / "examples" / "agentic.yaml"

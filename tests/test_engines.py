@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import REPO, valid_specs
 from modelapi_compile.cli import cli
 from modelapi_compile.pipeline import compile_spec
-from modelapi_compile.verify import load_yaml_documents, render_chart
+from modelapi_compile.verify.engines import load_yaml_documents, render_chart
 
 HELM_ONLY_LABELS = ("helm.sh/chart",)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CASES, REPO
-from modelapi_compile.explain import Explanation, explain, render_explanation
+from modelapi_compile.commands.explain import Explanation, explain, render_explanation
 from modelapi_compile.problems import SpecError
 
 EXAMPLE = str(REPO / "examples" / "agentic.yaml")
@@ -154,8 +154,8 @@ KNOBS = str(CASES / "valid" / "production-knobs.yaml")
 
 def _deployed_container(spec: str, environment: str, name: str) -> dict[str, object]:
     from modelapi_compile.emit.manifests import build_objects
-    from modelapi_compile.resolve import resolve_environments
-    from modelapi_compile.validate import load_spec
+    from modelapi_compile.resolve.stack import resolve_environments
+    from modelapi_compile.spec.validate import load_spec
 
     env = next(e for e in resolve_environments(load_spec(spec)) if e.environment == environment)
     controller = next(o for o in build_objects(env) if o["kind"] in ("Deployment", "StatefulSet")

@@ -62,7 +62,7 @@ def test_the_ci_workflow_example_installs_what_the_readme_says() -> None:
 
 
 def test_without_the_helm_sdk_a_build_fails_loudly(tmp_path: Path, monkeypatch: Any) -> None:
-    from modelapi_compile import verify
+    from modelapi_compile.verify import engines as verify
 
     monkeypatch.setattr(verify, "helm_sdk", lambda: None)
     result = CliRunner().invoke(cli, ["build", "-f", str(EXAMPLE), "-o", str(tmp_path / "o")])
@@ -151,7 +151,7 @@ def test_a_spec_on_stdin_is_named_stdin(tmp_path: Path) -> None:
 
 def test_reference_tables_are_not_cut_mid_sentence() -> None:
     from modelapi_compile.emit.chart_docs import _cell
-    from modelapi_compile.spec_schema import spec_reference_markdown, spec_schema
+    from modelapi_compile.spec.schema import spec_reference_markdown, spec_schema
 
     reference = spec_reference_markdown()
     for name, model in spec_schema()["$defs"].items():

@@ -18,10 +18,10 @@ from cluster_models import applicationset_finalizers
 from conftest import SHARED, missing_engine
 from modelapi_compile.emit.argocd import argocd_files
 from modelapi_compile.emit.flux import flux_files, git_url
-from modelapi_compile.loader import load_bytes
-from modelapi_compile.resolve import gitops_plan
-from modelapi_compile.resolved import GitOpsPlan
-from modelapi_compile.validate import validate_document
+from modelapi_compile.resolve.model import GitOpsPlan
+from modelapi_compile.resolve.stack import gitops_plan
+from modelapi_compile.spec.loader import load_bytes
+from modelapi_compile.spec.validate import validate_document
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "agentic.yaml"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import CASES, REPO, missing_engine
-from modelapi_compile.graph import graph_text
+from modelapi_compile.commands.graph import graph_text
 from modelapi_compile.problems import SpecError
-from modelapi_compile.validate import ValidatedSpec, load_spec
+from modelapi_compile.spec.validate import ValidatedSpec, load_spec
 
 EXAMPLE = REPO / "examples" / "agentic.yaml"
 PROD = CASES / "valid" / "production-gpu.yaml"

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from conftest import CASES
 from modelapi_compile.cli import cli
-from modelapi_compile.loader import MAX_FILE_BYTES, load_bytes
 from modelapi_compile.pipeline import compile_spec
-from modelapi_compile.pod_security import ROOT_OPT_OUT, violations
 from modelapi_compile.problems import SpecError
+from modelapi_compile.resolve.pod_security import ROOT_OPT_OUT, violations
+from modelapi_compile.spec.loader import MAX_FILE_BYTES, load_bytes
 
 PROD = CASES / "valid" / "production-gpu.yaml"
 

@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 from conftest import CASES
-from modelapi_compile.importer import import_files, import_spec
-from modelapi_compile.loader import load_bytes
+from modelapi_compile.commands.importer import import_files, import_spec
+from modelapi_compile.commands.init import MODELINE
 from modelapi_compile.pipeline import compile_spec
 from modelapi_compile.problems import Problem, SpecError
-from modelapi_compile.starter import MODELINE
-from modelapi_compile.validate import validate_document
+from modelapi_compile.spec.loader import load_bytes
+from modelapi_compile.spec.validate import validate_document
 
 IMPORT = CASES / "import"
 LITELLM = str(IMPORT / "litellm-config.yaml")

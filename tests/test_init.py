@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from modelapi_compile.loader import load_bytes
+from modelapi_compile.commands.init import BACKENDS, GITOPS_CHOICES, MODELINE, starter_spec
 from modelapi_compile.pipeline import compile_spec
-from modelapi_compile.starter import BACKENDS, GITOPS_CHOICES, MODELINE, starter_spec
-from modelapi_compile.validate import validate_document
+from modelapi_compile.spec.loader import load_bytes
+from modelapi_compile.spec.validate import validate_document
 
 SUBSETS = [list(c) for n in range(1, len(BACKENDS) + 1)
            for c in itertools.combinations(BACKENDS, n)]

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from conftest import CASES, REPO, SHARED, missing_engine, render_spec, valid_specs
 from modelapi_compile.cli import cli
-from modelapi_compile.crd_schemas import load_crd_schemas
+from modelapi_compile.verify.crd_schemas import load_crd_schemas
 
 HELPER = REPO / ".ci" / "kubeconform"
 CORPUS = CASES / "manifests"

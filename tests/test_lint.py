@@ -12,8 +12,8 @@ from yamllint.config import YamlLintConfig
 
 from conftest import CASES, REPO, valid_specs
 from modelapi_compile.cli import cli
+from modelapi_compile.emit.yamlout import dump
 from modelapi_compile.pipeline import compile_spec
-from modelapi_compile.yamlout import dump
 
 DEFAULT_RULES = YamlLintConfig("extends: default")
 

@@ -15,13 +15,13 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import CASES, REPO
-from modelapi_compile import litellm_keys
 from modelapi_compile.cli import cli
-from modelapi_compile.resolve import resolve_environments
-from modelapi_compile.spec import DEFAULT_LITELLM_IMAGE
-from modelapi_compile.validate import load_spec
+from modelapi_compile.resolve.stack import resolve_environments
+from modelapi_compile.spec import litellm_keys
+from modelapi_compile.spec.backends import DEFAULT_LITELLM_IMAGE
+from modelapi_compile.spec.validate import load_spec
 
-SHIPPED = REPO / "compiler" / "modelapi_compile" / "litellm_keys.json"
+SHIPPED = REPO / "compiler" / "modelapi_compile" / "spec" / "litellm_keys.json"
 
 
 def _tool() -> ModuleType:
@@ -36,7 +36,7 @@ def _tool() -> ModuleType:
 def test_shipped_keys_are_those_of_the_pinned_litellm() -> None:
     """Made again from the installed LiteLLM (the [test] extra's, the image's release): a
     LiteLLM upgrade that does not regenerate the list fails here.
-    Regenerate: python tools/litellm_keys.py > compiler/modelapi_compile/litellm_keys.json"""
+    Regenerate: python tools/litellm_keys.py > compiler/modelapi_compile/spec/litellm_keys.json"""
     pytest.importorskip("litellm", reason="the LiteLLM of the [test] extra is not installed")
     tool = _tool()
     assert tool.render(tool.collect()) == SHIPPED.read_text()

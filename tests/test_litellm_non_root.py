@@ -14,7 +14,7 @@ import pytest
 
 from cluster_models import workloads
 from conftest import ENGINES, render_spec
-from modelapi_compile.pod_security import level_violations
+from modelapi_compile.resolve.pod_security import level_violations
 
 SPEC = """\
 apiVersion: modelapi.dev/v1alpha1

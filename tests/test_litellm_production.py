@@ -17,8 +17,8 @@ from jsonschema import Draft7Validator
 from cluster_models import Address, NetworkPolicies, Pod
 from conftest import CASES, missing_engine
 from modelapi_compile.cli import cli
-from modelapi_compile.kubeschemas import SchemaCatalog
-from modelapi_compile.verify import render_chart
+from modelapi_compile.verify.engines import render_chart
+from modelapi_compile.verify.kubeschemas import SchemaCatalog
 
 SPEC = CASES / "valid" / "litellm-gateway.yaml"
 NAMESPACES = {"staging": "llm-staging", "prod": "llm"}

@@ -30,9 +30,9 @@ import pytest
 import yaml
 
 from conftest import missing_engine
-from modelapi_compile.spec import DEFAULT_LITELLM_IMAGE
-from modelapi_compile.verify import render_chart
-from modelapi_compile.workloads import LITELLM_HOME
+from modelapi_compile.resolve.workloads import LITELLM_HOME
+from modelapi_compile.spec.backends import DEFAULT_LITELLM_IMAGE
+from modelapi_compile.verify.engines import render_chart
 
 MASTER_KEY = "sk-test-master-0123456789"
 CHAT_PATHS = ("/api/chat", "/v1/chat/completions")

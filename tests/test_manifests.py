@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from conftest import CASES, REPO
 from modelapi_compile.cli import cli
-from modelapi_compile.crd_schemas import load_crd_schemas
+from modelapi_compile.verify.crd_schemas import load_crd_schemas
 
 CORPUS = CASES / "manifests"
 ARGS = ["validate-manifests", ".", "--strict", "--schema-location", "crds"]

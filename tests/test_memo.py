@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from conftest import REPO
-from modelapi_compile import memo, pipeline
+from modelapi_compile import pipeline
 from modelapi_compile.cli import cli
-from modelapi_compile.output import JOURNAL, MANIFEST
+from modelapi_compile.output import memo
+from modelapi_compile.output.writer import JOURNAL, MANIFEST
 
 EXAMPLE = REPO / "examples" / "agentic.yaml"
 

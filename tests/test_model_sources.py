@@ -156,8 +156,8 @@ def test_the_parser_model_rejects_what_vllm_rejects() -> None:
 
 
 def test_graph_shows_sources_and_adapters() -> None:
-    from modelapi_compile.graph import graph_text
-    from modelapi_compile.validate import load_spec
+    from modelapi_compile.commands.graph import graph_text
+    from modelapi_compile.spec.validate import load_spec
 
     text = graph_text(load_spec(str(KNOBS)), "prod", "mermaid")
     assert '"qwen (vllm qwen-7b + LoRA sql-adapter, support-adapter)"' in text

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import CASES, go_tool, missing_engine, render_spec
-from modelapi_compile.spec import DEFAULT_VLLM_IMAGE
+from modelapi_compile.spec.backends import DEFAULT_VLLM_IMAGE
 
 SPEC = CASES / "valid" / "observability.yaml"
 Obj = dict[str, Any]
@@ -563,7 +563,7 @@ def test_dashboard_json_folds_within_80_columns_and_reads_back_the_same(rendered
     from yamllint import linter
     from yamllint.config import YamlLintConfig
 
-    from modelapi_compile.yamlout import dump
+    from modelapi_compile.emit.yamlout import dump
 
     text = json.dumps(_dashboards(rendered["helm"]["staging"])[0], sort_keys=True)
     document = "---\n" + dump({"data": {"board.json": text}})

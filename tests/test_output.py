@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from conftest import REPO
 from modelapi_compile.cli import cli
-from modelapi_compile.output import JOURNAL, MANIFEST, STAGING
+from modelapi_compile.output.writer import JOURNAL, MANIFEST, STAGING
 
 EXAMPLE = REPO / "examples" / "agentic.yaml"
 FOREIGN = "notes/README.md"
@@ -220,7 +220,7 @@ def test_concurrent_builds_of_two_specs_serialize_into_one_complete_build(
 
 
 def test_a_build_waits_while_another_holds_the_folder(tmp_path: Path) -> None:
-    from modelapi_compile.output import locked
+    from modelapi_compile.output.writer import locked
 
     out = _fresh_old(tmp_path, "out")
     before = _snapshot(out)
@@ -382,7 +382,7 @@ def test_a_full_disk_names_the_real_path_and_leaves_no_staging(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from modelapi_compile import output
+    from modelapi_compile.output import writer as output
 
     out = _fresh_old(tmp_path, "out")
     old = _snapshot(out)

@@ -18,7 +18,7 @@ from cluster_models import argocd_sync, deleted_by
 from conftest import CASES, ENGINES, render_spec
 from modelapi_compile.cli import cli
 from modelapi_compile.emit import kustomize as overlays
-from modelapi_compile.resolved import NAME_LABEL
+from modelapi_compile.resolve.model import NAME_LABEL
 
 Obj = dict[str, Any]
 PLATFORM = CASES / "valid" / "platform.yaml"

@@ -23,8 +23,8 @@ from cluster_models import (
 )
 from conftest import CASES, ENGINES, Rendered, render_spec
 from control_plane import node, pods_fit
-from modelapi_compile.pod_security import level_violations
-from modelapi_compile.verify import load_yaml_documents
+from modelapi_compile.resolve.pod_security import level_violations
+from modelapi_compile.verify.engines import load_yaml_documents
 from test_cluster_workloads import (
     GPU_TAINT,
     _duration,

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from conftest import CASES
 from modelapi_compile.cli import cli
-from modelapi_compile.verify import render_chart
+from modelapi_compile.verify.engines import render_chart
 
 KNOBS = CASES / "valid" / "production-knobs.yaml"
 Obj = dict[str, Any]
@@ -185,7 +185,7 @@ def test_editors_get_the_kubernetes_shapes_from_the_spec_schema() -> None:
     YAML language server flags the typo `validate` flags."""
     from jsonschema import Draft202012Validator
 
-    from modelapi_compile.spec_schema import spec_schema
+    from modelapi_compile.spec.schema import spec_schema
 
     schema = spec_schema()
     assert Draft202012Validator(schema).is_valid(yaml.safe_load(KNOBS.read_text()))

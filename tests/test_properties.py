@@ -11,8 +11,8 @@ from typing import Any
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 
-from modelapi_compile import yamlout
 from modelapi_compile.cli import cli
+from modelapi_compile.emit import yamlout
 from modelapi_compile.pipeline import compile_spec
 from strategies import broken_specs, specs
 

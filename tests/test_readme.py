@@ -197,7 +197,7 @@ def test_every_relative_link_points_at_a_file_and_heading_that_exist() -> None:
 
 
 def test_the_readmes_example_is_a_valid_spec_of_the_example_file(tmp_path: Path) -> None:
-    from modelapi_compile.validate import load_spec
+    from modelapi_compile.spec.validate import load_spec
 
     text = README.read_text()
     section = text[text.index("## A complete example"):text.index("## The output")]
@@ -212,8 +212,8 @@ def test_the_readmes_example_is_a_valid_spec_of_the_example_file(tmp_path: Path)
 
 
 def test_the_readmes_secrets_are_the_ones_the_example_reads() -> None:
-    from modelapi_compile.resolve import resolve
-    from modelapi_compile.validate import load_spec
+    from modelapi_compile.resolve.stack import resolve
+    from modelapi_compile.spec.validate import load_spec
 
     text = README.read_text()
     section = text[text.index("## The Secrets to create"):text.index("## Local development")]

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from conftest import CASES, ENGINES, Rendered, render_spec
 from modelapi_compile.cli import cli
-from modelapi_compile.pod_security import level_violations
+from modelapi_compile.resolve.pod_security import level_violations
 from test_keda_wake import SCRAPE, _firing, _run_promtool, _wake_rule
 from test_serving_lifecycle import _amount, _containers, _hpa_replicas, _secret_reads
 from vllm_cli import vllm_serve_parser

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from conftest import CASES, REPO
 from modelapi_compile.cli import cli
-from modelapi_compile.loader import load_bytes
 from modelapi_compile.problems import SpecError
+from modelapi_compile.spec.loader import load_bytes
 
 INVALID = sorted((CASES / "invalid").glob("*.yaml"))
 
@@ -60,7 +60,7 @@ def test_missing_file_is_a_user_error() -> None:
     (b"a: &x [*x]\n", "refers to its own anchor"),
 ], ids=["utf8", "nesting", "two-documents", "not-a-mapping", "recursive-alias"])
 def test_hostile_yaml_is_refused(text: bytes, message: str) -> None:
-    from modelapi_compile.validate import validate_document
+    from modelapi_compile.spec.validate import validate_document
 
     with pytest.raises(SpecError) as caught:
         validate_document(load_bytes(text, "hostile.yaml"))
@@ -88,7 +88,7 @@ def test_errors_through_a_deleting_patch_are_reported_once_where_written() -> No
 
 
 def test_internal_errors_exit_3_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    import modelapi_compile.validate as validate
+    import modelapi_compile.spec.validate as validate
 
     def explode(path: str) -> None:
         raise RuntimeError("boom")
@@ -122,7 +122,7 @@ REFERENCE = REPO / "docs" / "reference.md"
 
 def test_spec_reference_is_current(update_golden: bool) -> None:
     """docs/reference.md is generated from spec.py (--update-golden rewrites it)."""
-    from modelapi_compile.spec_schema import spec_reference_markdown
+    from modelapi_compile.spec.schema import spec_reference_markdown
 
     reference = REFERENCE.read_text()
     start, end = "<!-- spec-reference:start -->\n", "<!-- spec-reference:end -->"

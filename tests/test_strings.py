@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from modelapi_compile import yamlout
 from modelapi_compile.cli import cli
-from modelapi_compile.verify import render_chart
+from modelapi_compile.emit import yamlout
+from modelapi_compile.verify.engines import render_chart
 
 TRICKY = ["yes", "no", "on", "off", "y", "n", "~", "null", "true", "False", "010", "0x10",
           "0o17", "1e3", "1_000", ".inf", "-.inf", ".nan", "12:30", "2024-01-01", "=", "<<",

@@ -12,7 +12,7 @@ import pytest
 
 from cluster_models import by_kind, workloads
 from conftest import ENGINES, render_spec
-from modelapi_compile.pod_security import ROOT_OPT_OUT, level_violations, violations
+from modelapi_compile.resolve.pod_security import ROOT_OPT_OUT, level_violations, violations
 
 SPEC = """\
 apiVersion: modelapi.dev/v1alpha1

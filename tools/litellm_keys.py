@@ -1,6 +1,6 @@
 """The keys the installed LiteLLM release knows, as the compiler's package data.
 
-    python tools/litellm_keys.py > compiler/modelapi_compile/litellm_keys.json
+    python tools/litellm_keys.py > compiler/modelapi_compile/spec/litellm_keys.json
 
 Run it where the `[test]` extra is installed (the LiteLLM of the pinned image);
 tests/test_litellm_keys.py runs it again and compares, so the shipped list cannot drift

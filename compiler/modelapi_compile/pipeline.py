@@ -11,18 +11,18 @@ from pathlib import PurePath
 from .emit import argocd, flux, helm, kustomize
 from .emit.files import OutputFiles, header_comment
 from .emit.manifests import build_objects, claim_names, overlay_namespace
-from .emit.secret_list import (
+from .output.immutable import Facts, immutable_facts, object_key
+from .output.secret_list import (
     SECRETS_FILE,
     EnvironmentSecrets,
     needed_secrets,
     secrets_markdown,
 )
-from .immutable import Facts, immutable_facts, object_key
 from .problems import Problem, format_path
-from .resolve import gitops_plan, resolve_environments, slowest_rollout
-from .resolved import K8s, ResolvedStack, RolloutCheck
-from .validate import ValidatedSpec, load_spec
-from .verify import Verifier, origin_of
+from .resolve.model import K8s, ResolvedStack, RolloutCheck
+from .resolve.stack import gitops_plan, resolve_environments, slowest_rollout
+from .spec.validate import ValidatedSpec, load_spec
+from .verify.engines import Verifier, origin_of
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from xml.etree import ElementTree
 
-from .manifest_check import Result
+from .verify.manifests import Result
 
 
 def summary(results: list[Result]) -> str:

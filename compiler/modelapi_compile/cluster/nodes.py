@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from ..accelerators import ACCELERATORS
-from ..immutable import quantity_bytes
+from ..output.immutable import quantity_bytes
+from ..spec.accelerators import ACCELERATORS
 
 K8s = dict[str, Any]
 

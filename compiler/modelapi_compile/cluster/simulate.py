@@ -36,8 +36,8 @@ class Environment:
 def compile_environment(spec: str, environment: str) -> Environment:
     from ..emit.manifests import overlay_namespace
     from ..pipeline import compile_spec
-    from ..validate import load_spec
-    from ..verify import origin_of
+    from ..spec.validate import load_spec
+    from ..verify.engines import origin_of
 
     validated = load_spec(spec)
     compiled = compile_spec(spec, use_helm=False, keep_objects=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .. import observability as m
-from ..observability import CacheClaim, Gateway, ServedModel
-from ..resolved import K8s
-from ..spec import AlertThresholds
+from ..resolve import observability as m
+from ..resolve.model import K8s
+from ..resolve.observability import CacheClaim, Gateway, ServedModel
+from ..spec.model import AlertThresholds
 
 RATE_WINDOW = "5m"
 NO_READY_FOR = "2m"  # requests fail at once with no replica: page soon

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import yamlout
-from ..resolved import GitOpsEnvironment, GitOpsPlan
+from ..resolve.model import GitOpsEnvironment, GitOpsPlan
+from . import yamlout
 from .manifests import MANAGED_BY
 
 Obj = dict[str, Any]

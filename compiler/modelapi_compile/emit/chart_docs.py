@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .alerts import runbook_lines
-from .helm import values_schema
+from .values_schema import values_schema
 
 
 def _resolve(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import hashlib
 import json
 from typing import Any
 
-from .. import observability as m
-from ..observability import Gateway, ServedModel
+from ..resolve import observability as m
+from ..resolve.observability import Gateway, ServedModel
 from .alerts import one_line
 
 SCHEMA_VERSION = 39

@@ -32,7 +32,7 @@ class OutputFiles:
         """A YAML file of one or more documents, after a `#` header, each document opened by
         `---` (yamllint's document-start rule); `compact` lets a very large single document
         share repeated parts through anchors."""
-        from .. import yamlout
+        from . import yamlout
 
         if len(documents) == 1:
             body = "---\n" + (yamlout.dump_compact if compact else yamlout.dump)(documents[0])

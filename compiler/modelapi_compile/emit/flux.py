@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import workloads as w
-from ..resolve import flux_timeout
-from ..resolved import GitOpsEnvironment, GitOpsPlan, ResolvedStack, RolloutCheck
+from ..resolve import workloads as w
+from ..resolve.model import GitOpsEnvironment, GitOpsPlan, ResolvedStack, RolloutCheck
+from ..resolve.stack import flux_timeout
 from .kustomize import KUSTOMIZATION, workload_folder
 from .manifests import MANAGED_BY, controller_kind
 

@@ -26,8 +26,8 @@ import textwrap
 from collections.abc import Iterator
 from typing import Any
 
-from .. import yamlout
-from ..resolved import NAME_LABEL, SHARED_FOLDER, K8s, overlay_folders
+from ..resolve.model import NAME_LABEL, SHARED_FOLDER, K8s, overlay_folders
+from . import yamlout
 from .files import OutputFiles, header_comment
 
 KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}

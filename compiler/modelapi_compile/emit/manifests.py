@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ..pod_security import namespace_labels
-from ..resolved import (
+from ..resolve.model import (
     COMPONENT_LABEL,
     PART_OF_LABEL,
     STACK_LABEL,
@@ -23,6 +22,7 @@ from ..resolved import (
     role_service_account,
     selector_labels,
 )
+from ..resolve.pod_security import namespace_labels
 from .monitoring import monitoring_objects
 
 MANAGED_BY = "modelapi-compile"

@@ -4,9 +4,9 @@ resolver, rendered as ConfigMaps and PrometheusRules here and by the chart's
 
 from __future__ import annotations
 
-from .. import observability as o
-from ..resolved import NAME_LABEL, PART_OF_LABEL, K8s, Monitoring, Workload
-from ..spec import Monitoring as MonitoringSpec
+from ..resolve import observability as o
+from ..resolve.model import NAME_LABEL, PART_OF_LABEL, K8s, Monitoring, Workload
+from ..spec.model import Monitoring as MonitoringSpec
 from .alerts import alert_rules
 from .dashboards import dashboards
 
