@@ -460,7 +460,7 @@ ENGINES = [{"maxLoraRank": rank} for rank in range(1, 600)] + [
 def test_vllm_takes_every_engine_setting_validate_accepts() -> None:
     from pydantic import ValidationError
 
-    from modelapi_compile.resolve.workloads import vllm_args
+    from modelapi_compile.resolve.vllm import vllm_args
     from modelapi_compile.spec.backends import Vllm
 
     accepted = 0

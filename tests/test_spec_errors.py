@@ -121,7 +121,7 @@ REFERENCE = REPO / "docs" / "reference.md"
 
 
 def test_spec_reference_is_current(update_golden: bool) -> None:
-    """docs/reference.md is generated from spec.py (--update-golden rewrites it)."""
+    """docs/reference.md is generated from the spec models (--update-golden rewrites it)."""
     from modelapi_compile.spec.schema import spec_reference_markdown
 
     reference = REFERENCE.read_text()

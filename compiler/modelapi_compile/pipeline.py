@@ -1,5 +1,5 @@
 """The one pipeline: load -> validate -> resolve -> emit -> verify. `compile_spec` returns
-the files a build writes; writing them is output.py's job.
+the files a build writes; writing them is output/writer.py's job.
 """
 
 from __future__ import annotations

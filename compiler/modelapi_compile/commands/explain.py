@@ -1,6 +1,6 @@
 """`explain`: the effective value at a spec path in one environment, and which layer set it.
 
-Three layers, in order: the defaults of the pydantic models (spec.py), the spec as written,
+Three layers, in order: the defaults of the pydantic models (spec/), the spec as written,
 the environment's patch. The value comes from the validated model of the environment (so
 defaults are filled in); the layer from the merged data and its positions: a path absent
 from the merged data was left to the default, and a present one was set by the patch when

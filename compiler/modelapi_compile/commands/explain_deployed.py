@@ -1,6 +1,6 @@
 """`explain` on a workload's resources, replicas or image: what the environment deploys.
 
-The values are read from the objects `build` emits for that environment (resolve.py, then
+The values are read from the objects `build` emits for that environment (resolve/stack.py, then
 emit/manifests.py), never recomputed: the controller (Deployment or StatefulSet), its image,
 the main container's requests and limits, /dev/shm, and the replicas or the HPA or KEDA
 ScaledObject that owns them. Each value is paired with the layer that set it: the spec, the

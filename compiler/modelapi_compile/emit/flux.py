@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..resolve import workloads as w
+from ..resolve import lifecycle
 from ..resolve.model import GitOpsEnvironment, GitOpsPlan, ResolvedStack, RolloutCheck
 from ..resolve.stack import flux_timeout
 from .kustomize import KUSTOMIZATION, workload_folder
@@ -61,7 +61,7 @@ def rollout_checks(resolved: ResolvedStack) -> tuple[RolloutCheck, ...]:
     """The environment's workloads as Flux health-checks them."""
     return tuple(
         RolloutCheck(kind=controller_kind(workload), name=f"{resolved.name}-{name}",
-                     workload=name, seconds=w.rollout_seconds(workload),
+                     workload=name, seconds=lifecycle.rollout_seconds(workload),
                      model=workload.component in MODEL_COMPONENTS)
         for name, workload in resolved.values.workloads.items())
 

@@ -71,7 +71,7 @@ def needed_secrets(env: ResolvedStack) -> EnvironmentSecrets:
 
 
 def _made_externally(env: EnvironmentSecrets, secret: NeededSecret) -> bool:
-    # The ExternalSecrets the chart renders (resolve.py): what pods and ServiceMonitors read
+    # The ExternalSecrets the chart renders (resolve/stack.py): what pods and ServiceMonitors read
     # by key, not docker-registry or TLS Secrets.
     return secret.name in env.external
 

@@ -1,11 +1,33 @@
 """What the compiler owns in every pod it writes, shared by the workload builders and the
-checks of the spec's pod pass-through: the env and volume names it sets, the drain timings,
-and Kubernetes quantities as numbers."""
+checks of the spec's pod pass-through: ports, the non-root user, the env and volume names it
+sets, the drain timings, the cluster conventions the builders follow, and Kubernetes
+quantities as numbers."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
+
+VLLM_PORT = 8000
+LITELLM_PORT = 4000
+OLLAMA_PORT = 11434
+NON_ROOT_UID = 65532
+SECCOMP = {"type": "RuntimeDefault"}
+# vLLM's gauge of requests queued for a slot, per server (KEDA divides by replicas).
+VLLM_QUEUE_METRIC = "vllm:num_requests_waiting"
+SPREAD_KEY = "kubernetes.io/hostname"
+
+@dataclass(frozen=True)
+class Cluster:
+    """Per-environment cluster conventions the builders need."""
+
+    gpu_node_labels: dict[str, str]  # accelerator mapping already applied
+    storage_class: str | None
+    image: Callable[[str], str]  # image reference -> image reference (registry mirror)
+    image_pull_secrets: tuple[str, ...] = ()  # cluster.imagePullSecrets
+
 
 # What the workload builders set themselves: the spec's env and extraVolumes may not reuse
 # these names (a duplicate env name makes server-side apply fail; a duplicate volume, the pod).
@@ -45,7 +67,7 @@ _QUANTITY_SUFFIXES = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10) **
 
 
 def quantity(value: str | int) -> Decimal:
-    """A Kubernetes quantity (spec.py's form: a number and a suffix) as a number."""
+    """A Kubernetes quantity (the spec's form: a number and a suffix) as a number."""
     match = re.match(r"^([0-9.]+)([A-Za-z]*)$", str(value))
     if not match or match[2] not in _QUANTITY_SUFFIXES:
         raise ValueError(f"not a quantity: {value!r}")

@@ -8,23 +8,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from ..emit import yamlout
 from ..emit.monitoring import monitoring_values
 from ..problems import Problem, SpecError
 from ..spec.accelerators import ACCELERATORS
-from ..spec.backends import Litellm, ModelAPI, Vllm
+from ..spec.backends import Litellm, ModelAPI
 from ..spec.fields import NetworkAddress, PodOptions, duration_seconds
-from ..spec.model import KUBE_DNS, Agent, LabelSelector, ModelStack
+from ..spec.model import ModelStack
 from ..spec.validate import EnvironmentSpec, ValidatedSpec
-from . import pod_security
+from . import lifecycle, pod_contract, pod_security, vllm
 from . import workloads as w
 from .model import (
-    COMPONENT_LABEL,
-    STACK_LABEL,
     BackingService,
     ChartValues,
     Endpoint,
@@ -32,7 +28,6 @@ from .model import (
     GitOpsEnvironment,
     GitOpsPlan,
     K8s,
-    NetworkRules,
     ResolvedStack,
     RolloutCheck,
     SecretKey,
@@ -41,10 +36,8 @@ from .model import (
     overlay_folders,
     selector_labels,
 )
+from .network import _graph, _network_rules, dns_peers, edge_policies
 from .pod_options import longest_request
-
-# Never "the internet": private networks, and link-local (cloud metadata servers).
-PRIVATE_RANGES = ["10.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"]
 
 
 def resolve(validated: ValidatedSpec) -> dict[str, ResolvedStack]:
@@ -76,32 +69,32 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         selector = selector_labels(prefix, api.name)
         karpenter = spec.cluster.gpu_node_labels == "karpenter"
         if api.vllm:
-            workload = _drained(w.vllm_workload(fullname, api.vllm, cluster, network,
+            workload = _drained(vllm.vllm_workload(fullname, api.vllm, cluster, network,
                                                 spec.monitoring.enabled), api.vllm, stack, api)
             scaling = api.vllm.autoscaling
             # validate.py has checked that KEDA has a Prometheus to ask.
-            autoscaler = (w.keda(scaling, spec.monitoring.prometheus_url or "",
+            autoscaler = (lifecycle.keda(scaling, spec.monitoring.prometheus_url or "",
                                  endpoints[api.name].url.removesuffix("/v1"),
                                  startup_budget=workload.progress_deadline_seconds,
                                  startup_seconds=duration_seconds(api.vllm.startup_timeout))
                           if scaling else None)
-            workloads[api.name] = w.with_disruption(
-                w.with_pod_options(workload, api.vllm, selector, cluster, autoscaler),
+            workloads[api.name] = lifecycle.with_disruption(
+                lifecycle.with_pod_options(workload, api.vllm, selector, cluster, autoscaler),
                 api.vllm, api.vllm.gpu.count, karpenter)
         elif api.ollama:
             workload = _drained(w.ollama_workload(fullname, api.ollama, cluster, network),
                                 api.ollama, stack, api)
-            workloads[api.name] = w.with_disruption(
-                w.with_pod_options(workload, api.ollama, selector, cluster),
+            workloads[api.name] = lifecycle.with_disruption(
+                lifecycle.with_pod_options(workload, api.ollama, selector, cluster),
                 api.ollama, api.ollama.gpu.count, karpenter)
         elif api.litellm:
             config = litellm_config(api, graph.apis, endpoints, spec.monitoring.enabled)
             workload = _drained(w.litellm_workload(fullname, api.litellm, config, cluster,
                                                    network, spec.monitoring.enabled),
                                 api.litellm, stack, api)
-            autoscaler = w.hpa(api.litellm.autoscaling) if api.litellm.autoscaling else None
-            workloads[api.name] = w.with_pod_options(workload, api.litellm, selector, cluster,
-                                                     autoscaler)
+            autoscaler = lifecycle.hpa(api.litellm.autoscaling) if api.litellm.autoscaling else None
+            workloads[api.name] = lifecycle.with_pod_options(
+                workload, api.litellm, selector, cluster, autoscaler)
     for agent in spec.agents:
         endpoint = endpoints[agent.model_api]
         env_vars: list[K8s] = [{"name": "MODEL_API_URL", "value": endpoint.url},
@@ -114,9 +107,9 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         workload = _drained(w.agent_workload(agent, env_vars, cluster,
                                              _network_rules(agent.name, stack, graph,
                                                             endpoints)), agent, stack, None)
-        workloads[agent.name] = w.with_pod_options(
+        workloads[agent.name] = lifecycle.with_pod_options(
             workload, agent, selector_labels(prefix, agent.name), cluster,
-            w.hpa(agent.autoscaling) if agent.autoscaling else None)
+            lifecycle.hpa(agent.autoscaling) if agent.autoscaling else None)
     for client, targets in graph.targets.items():
         workloads[client] = workloads[client].model_copy(
             update={"edge_labels": {calls_label(t): "true" for t in targets}})
@@ -127,15 +120,15 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
         dns_peers=dns_peers(spec.cluster.dns_servers),
         network_policies=edge_policies(stack, graph, endpoints, workloads),
         monitoring=monitoring_values(prefix, env.namespace, spec.monitoring, workloads,
-                                     w.VLLM_PORT),
+                                     pod_contract.VLLM_PORT),
         external_secrets=_external_secrets(stack, workloads),
         workloads=dict(sorted(workloads.items())),
     )
     return ResolvedStack(name=prefix, environment=env.name, namespace=env.namespace,
                          kubernetes_version=spec.kubernetes_version,
                          pod_security_level=pod_security.namespace_level(
-                             pod_security.runs_as_root(w.pod_security_context)
-                             for w in workloads.values()),
+                             pod_security.runs_as_root(workload.pod_security_context)
+                             for workload in workloads.values()),
                          shared_namespace=env.shared_namespace, values=values,
                          backing_services=_backing_services(spec.model_apis))
 
@@ -168,7 +161,7 @@ def _drained(workload: Workload, options: PodOptions, stack: ModelStack,
              api: ModelAPI | None) -> Workload:
     """`workload` with the grace period and preStop hook that let it finish its requests."""
     longest = longest_request(stack.spec, api) if api else None
-    return w.with_drain(workload, options, longest, stack.spec.kubernetes_version)
+    return lifecycle.with_drain(workload, options, longest, stack.spec.kubernetes_version)
 
 
 def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> ExternalSecrets:
@@ -204,16 +197,16 @@ def _endpoint(prefix: str, api: ModelAPI) -> Endpoint:
                         api_key_secret=(secret.name, secret.key) if secret else None)
     if api.vllm:
         secret = api.vllm.api_key_secret
-        return Endpoint(url=f"http://{fullname}:{w.VLLM_PORT}/v1", workload=api.name,
-                        port=w.VLLM_PORT,
+        return Endpoint(url=f"http://{fullname}:{pod_contract.VLLM_PORT}/v1", workload=api.name,
+                        port=pod_contract.VLLM_PORT,
                         api_key_secret=(secret.name, secret.key) if secret else None)
     if api.ollama:
-        return Endpoint(url=f"http://{fullname}:{w.OLLAMA_PORT}/v1", workload=api.name,
-                        port=w.OLLAMA_PORT)
+        return Endpoint(url=f"http://{fullname}:{pod_contract.OLLAMA_PORT}/v1", workload=api.name,
+                        port=pod_contract.OLLAMA_PORT)
     assert api.litellm
     secret = api.litellm.master_key_secret
-    return Endpoint(url=f"http://{fullname}:{w.LITELLM_PORT}/v1", workload=api.name,
-                    port=w.LITELLM_PORT,
+    return Endpoint(url=f"http://{fullname}:{pod_contract.LITELLM_PORT}/v1", workload=api.name,
+                    port=pod_contract.LITELLM_PORT,
                     api_key_secret=(secret.name, secret.key) if secret else None)
 
 
@@ -230,7 +223,7 @@ def _image_mirror(registry: str | None) -> Callable[[str], str]:
     return mirror
 
 
-def _cluster(stack: ModelStack, api: ModelAPI | None) -> w.Cluster:
+def _cluster(stack: ModelStack, api: ModelAPI | None) -> pod_contract.Cluster:
     conventions = stack.spec.cluster
     labels: dict[str, str] = {}
     gpu = api.vllm.gpu if api and api.vllm else api.ollama.gpu if api and api.ollama else None
@@ -238,7 +231,7 @@ def _cluster(stack: ModelStack, api: ModelAPI | None) -> w.Cluster:
     if gpu and gpu.count > 0 and gpu.accelerator and convention != "explicit":
         # validate.py has checked that the accelerator is in the table.
         labels.update(ACCELERATORS[gpu.accelerator][convention])
-    return w.Cluster(gpu_node_labels=labels, storage_class=conventions.storage_class,
+    return pod_contract.Cluster(gpu_node_labels=labels, storage_class=conventions.storage_class,
                      image=_image_mirror(conventions.image_registry),
                      image_pull_secrets=tuple(conventions.image_pull_secrets))
 
@@ -351,224 +344,6 @@ def _metrics_settings(metrics: bool, key: SecretKey | None) -> K8s:
     return {}
 
 
-# --- network edges ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Graph:
-    """Who calls whom, computed once per environment: agents and LiteLLM backends."""
-
-    apis: dict[str, ModelAPI]
-    agents: dict[str, Agent]
-    clients: dict[str, list[str]]  # modelAPI -> its callers
-    targets: dict[str, list[str]]  # caller -> the modelAPIs it calls
-
-
-def _graph(stack: ModelStack) -> _Graph:
-    edges = {(agent.name, agent.model_api) for agent in stack.spec.agents}
-    for api in stack.spec.model_apis:
-        if api.litellm:
-            edges |= {(api.name, m.backend) for m in api.litellm.models if m.backend}
-    clients: dict[str, list[str]] = {}
-    targets: dict[str, list[str]] = {}
-    for client, target in sorted(edges):
-        clients.setdefault(target, []).append(client)
-        targets.setdefault(client, []).append(target)
-    return _Graph({a.name: a for a in stack.spec.model_apis},
-                  {a.name: a for a in stack.spec.agents}, clients, targets)
-
-
-def _pod_peer(prefix: str, name: str) -> K8s:
-    return {"podSelector": {"matchLabels": selector_labels(prefix, name)}}
-
-
-def dns_peers(servers: list[str]) -> list[K8s]:
-    """NetworkPolicy peers for the resolvers pods use: the kube-dns pods, and node-local
-    addresses (NodeLocal DNSCache, a cloud metadata server) as /32 blocks."""
-    peers: list[K8s] = []
-    for server in servers:
-        if server == KUBE_DNS:
-            peers.append({"namespaceSelector": {"matchLabels": {
-                              "kubernetes.io/metadata.name": "kube-system"}},
-                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}})
-        else:
-            cidr = server if "/" in server else f"{server}/32"
-            peers.append({"ipBlock": {"cidr": cidr}})
-    return peers
-
-
-def _label_selector(selector: LabelSelector) -> K8s:
-    return selector.model_dump(by_alias=True, exclude_defaults=True)
-
-
-def _scraper_peer(stack: ModelStack) -> K8s:
-    scrape_from = stack.spec.monitoring.scrape_from
-    peer: K8s = {"namespaceSelector": _label_selector(scrape_from.namespace_selector)}
-    if scrape_from.pod_selector is not None:
-        peer["podSelector"] = _label_selector(scrape_from.pod_selector)
-    return peer
-
-
-def _public(port: int) -> K8s:
-    """Egress to addresses outside every private and link-local range, on one port."""
-    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
-            "ports": [{"port": port, "protocol": "TCP"}]}
-
-
-def _of_components(prefix: str, components: list[str]) -> K8s:
-    """A pod selector for every workload of these components in the stack."""
-    return {"matchExpressions": [{"key": COMPONENT_LABEL, "operator": "In",
-                                  "values": sorted(components)}],
-            "matchLabels": {STACK_LABEL: prefix}}
-
-
-def edge_policies(stack: ModelStack, graph: _Graph, endpoints: dict[str, Endpoint],
-                  workloads: dict[str, Workload]) -> dict[str, K8s]:
-    """The stack's NetworkPolicies keyed by edge, not by workload, so that their number grows
-    with the modelAPIs and not with the agents (name suffix -> spec):
-
-    - `to-<api>`: an in-cluster modelAPI admits, on its port, the pods labelled as its
-      clients (`calls.modelapi.dev/<api>: "true"`, set on the pod template of each caller);
-    - `calls-<api>`: those clients may reach it: its pods on its port, or, for an external
-      API, public addresses on its URL's port;
-    - `agents`: every agent takes calls from pods of its namespace on its own port (the
-      container port named http);
-    - `metrics`: with monitoring on, the scrapers reach vLLM and LiteLLM on their port.
-    Rules that belong to one workload only (model downloads, raw URLs) stay in that
-    workload's own policy."""
-    prefix = stack.metadata.name
-    components: set[str] = {workload.component for workload in workloads.values()}
-    policies: dict[str, K8s] = {}
-    for target in sorted(graph.clients):
-        endpoint = endpoints[target]
-        callers = {"matchLabels": {STACK_LABEL: prefix, calls_label(target): "true"}}
-        if endpoint.workload:
-            policies[f"to-{target}"] = {
-                "podSelector": {"matchLabels": selector_labels(prefix, endpoint.workload)},
-                "policyTypes": ["Ingress"],
-                "ingress": [{"from": [{"podSelector": callers}],
-                             "ports": [{"port": endpoint.port, "protocol": "TCP"}]}]}
-            egress = {"to": [_pod_peer(prefix, endpoint.workload)],
-                      "ports": [{"port": endpoint.port, "protocol": "TCP"}]}
-        else:
-            egress = _public(_url_port(endpoint.url))
-        policies[f"calls-{target}"] = {"podSelector": callers, "policyTypes": ["Egress"],
-                                       "egress": [egress]}
-    if "agent" in components:
-        policies["agents"] = {
-            "podSelector": _of_components(prefix, ["agent"]), "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {}}],
-                         "ports": [{"port": "http", "protocol": "TCP"}]}]}
-    scraped = sorted(components & {"vllm", "litellm"})
-    if stack.spec.monitoring.enabled and scraped:
-        # /metrics shares the API port: only the scrapers, never every namespace.
-        policies["metrics"] = {
-            "podSelector": _of_components(prefix, scraped), "policyTypes": ["Ingress"],
-            "ingress": [{"from": [_scraper_peer(stack)],
-                         "ports": [{"port": "http", "protocol": "TCP"}]}]}
-    return dict(sorted(policies.items()))
-
-
-def _network_rules(name: str, stack: ModelStack, graph: _Graph,
-                   endpoints: dict[str, Endpoint]) -> NetworkRules:
-    """The rules only this workload needs, beyond the stack's edge policies: a LiteLLM
-    proxy's routes to raw URLs (which may be anywhere: no private range excepted), and where
-    a model server fetches its weights (which depends on each one's model source), and a
-    proxy's exposure and service dependencies (database, Redis)."""
-    del stack
-    ingress: list[K8s] = []
-    egress: list[K8s] = []
-    external_ports: set[tuple[int, bool]] = set()
-    own_port = endpoints[name].port if name in endpoints else None
-    api = graph.apis.get(name)
-    if api and api.litellm:
-        for entry in api.litellm.models:
-            if entry.url:
-                external_ports.add((_url_port(entry.url), False))
-    if api and api.ollama:
-        external_ports.add((443, True))  # model pulls from the registry
-    if api and api.vllm:
-        external_ports |= _vllm_downloads(api.vllm)
-        egress += _workload_identity_egress(api.vllm)
-    if api and api.litellm:
-        ingress += _exposure_ingress(api.litellm, own_port)
-        egress += _litellm_service_egress(api.litellm)
-    for port, public_only in sorted(external_ports):
-        block: K8s = {"cidr": "0.0.0.0/0"}
-        if public_only:
-            block["except"] = list(PRIVATE_RANGES)
-        egress.append({"to": [{"ipBlock": block}], "ports": [{"port": port, "protocol": "TCP"}]})
-    return NetworkRules(ingress=ingress, egress=egress)
-
-
-def _vllm_downloads(vllm: Vllm) -> set[tuple[int, bool]]:
-    """(port, public only) vLLM reaches for weights: the Hugging Face Hub or public object
-    storage over HTTPS (not when the Hub is off and the model comes from a claim), and an
-    S3-compatible endpoint, which may be in-cluster or private."""
-    ports: set[tuple[int, bool]] = set()
-    if not vllm.hf_hub_offline or vllm.model_scheme in ("s3", "gs"):
-        ports.add((443, True))
-    storage = vllm.object_storage
-    if storage and storage.endpoint:
-        ports.add((_url_port(storage.endpoint), False))
-    return ports
-
-
-# GKE workload identity: pods get tokens from the metadata server (port 80; 988 on
-# Dataplane V2), which GKE's documentation says NetworkPolicies must admit.
-_GKE_METADATA = [("169.254.169.254/32", 80), ("169.254.169.252/32", 988)]
-
-
-def _workload_identity_egress(vllm: Vllm) -> list[K8s]:
-    storage = vllm.object_storage
-    if not (storage and storage.service_account_annotations and vllm.model_scheme == "gs"):
-        return []
-    return [{"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
-            for cidr, port in _GKE_METADATA]
-
-
-def _exposure_ingress(litellm: Litellm, port: int | None) -> list[K8s]:
-    """What really sends the exposed traffic, and nothing wider: the namespace of the
-    ingress controller's or gateway's proxy pods, and the address ranges of load balancers
-    that reach the pods directly."""
-    expose = litellm.expose
-    if expose is None:
-        return []
-    sources: list[K8s] = [{"ipBlock": {"cidr": cidr}} for cidr in expose.from_cidrs]
-    if expose.from_namespace:
-        sources.insert(0, {"namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": expose.from_namespace}}})
-    return [{"from": sources, "ports": [{"port": port, "protocol": "TCP"}]}]
-
-
-def _litellm_service_egress(litellm: Litellm) -> list[K8s]:
-    """Exactly the database and Redis the proxy uses: their address and port."""
-    addresses: list[NetworkAddress] = []
-    if litellm.database is not None and litellm.database_url_secret is not None:
-        addresses.append(litellm.database)
-    if litellm.router.redis is not None:
-        addresses.append(litellm.router.redis)
-    return [{"to": [address_peer(address)],
-             "ports": [{"port": address.port, "protocol": "TCP"}]} for address in addresses]
-
-
-def address_peer(address: NetworkAddress) -> K8s:
-    """The NetworkPolicy peer of an address (validate.py refuses DNS names it cannot match):
-    an ipBlock, the stack's own namespace, or the Service's namespace."""
-    network = address.ip_network()
-    if network:
-        return {"ipBlock": {"cidr": network}}
-    namespace = address.service_namespace()
-    if not namespace:
-        return {"podSelector": {}}
-    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
-
-
-def _url_port(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
-
-
 def _root_opt_outs(stack: ModelStack) -> list[bool]:
     """For each vLLM of an environment, whether it opted into running as root."""
     return [api.vllm.run_as_root for api in stack.spec.model_apis if api.vllm]
@@ -576,7 +351,7 @@ def _root_opt_outs(stack: ModelStack) -> list[bool]:
 
 def slowest_rollout(resolved: ResolvedStack) -> tuple[int, str]:
     """Seconds the environment's slowest complete rollout may take, and whose it is."""
-    return max(((w.rollout_seconds(workload), name)
+    return max(((lifecycle.rollout_seconds(workload), name)
                 for name, workload in resolved.values.workloads.items()), default=(0, ""))
 
 

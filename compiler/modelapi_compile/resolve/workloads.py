@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..spec.backends import Cache, Expose, Gpu, Litellm, Ollama, Vllm, VllmAutoscaling
-from ..spec.fields import Autoscaling, PodOptions, Resources, duration_seconds
+from ..spec.backends import Cache, Expose, Gpu, Litellm, Ollama
+from ..spec.fields import Resources, duration_seconds
 from ..spec.model import Agent
-from .apiversions import minor_version
+from .lifecycle import with_deadline
 from .model import (
-    Autoscaler,
     ConfigFile,
     Exposure,
     K8s,
@@ -28,21 +26,15 @@ from .model import (
     SecretKey,
     Workload,
 )
-from .model_sources import MOUNT_ROOT, claims, local_source
 from .pod_contract import (
-    ENDPOINT_SECONDS,
-    SHUTDOWN_SECONDS,
+    LITELLM_PORT,
+    NON_ROOT_UID,
+    OLLAMA_PORT,
+    SECCOMP,
+    Cluster,
     quantity,
 )
 
-VLLM_PORT = 8000
-LITELLM_PORT = 4000
-OLLAMA_PORT = 11434
-NON_ROOT_UID = 65532
-SECCOMP = {"type": "RuntimeDefault"}
-# vLLM's gauge of requests queued for a slot, per server (KEDA divides by replicas).
-VLLM_QUEUE_METRIC = "vllm:num_requests_waiting"
-SPREAD_KEY = "kubernetes.io/hostname"
 RUNAI_STREAMER = "runai_streamer"  # vLLM's --load-format for s3:// and gs:// models
 CREDENTIALS_DIR = "/var/run/secrets/model-storage"
 
@@ -59,16 +51,6 @@ DEFAULT_RESOURCES: dict[str, K8s] = {
     "vllm-cpu": {"requests": {"cpu": "4", "memory": "8Gi"},
                  "limits": {"cpu": "8", "memory": "16Gi"}},
 }
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """Per-environment cluster conventions the builders need."""
-
-    gpu_node_labels: dict[str, str]  # accelerator mapping already applied
-    storage_class: str | None
-    image: Callable[[str], str]  # image reference -> image reference (registry mirror)
-    image_pull_secrets: tuple[str, ...] = ()  # cluster.imagePullSecrets
 
 
 def http_probe(path: str, *, period: int, timeout: int, failures: int) -> K8s:
@@ -110,9 +92,6 @@ def within_limits(requests: dict[str, Any], limits: dict[str, Any], spec: Resour
         else:
             limits[name] = requests[name]
     return requests, limits
-
-
-
 
 
 # vLLM runs an API server, an engine core and one worker per GPU, each a busy process: its
@@ -196,69 +175,6 @@ def cache_volume(name: str, cache: Cache, fullname: str, mount: str, cluster: Cl
     return volume, {"name": name, "mountPath": mount}, persistence
 
 
-def claimed_cache(vllm: Vllm) -> bool:
-    """Whether the model cache is a claim: always, except for a model streamed from object
-    storage without `cache` in the spec, whose weights never touch the cache."""
-    return vllm.model_scheme not in ("s3", "gs") or "cache" in vllm.model_fields_set
-
-
-def vllm_cache(fullname: str, vllm: Vllm, cluster: Cluster
-               ) -> tuple[K8s, K8s, Persistence | None]:
-    """vLLM's cache at /models (Hugging Face cache, adapters): a claim, or for a model
-    streamed from object storage an emptyDir, so that a woken replica may start in any zone
-    instead of waiting for its volume's."""
-    if claimed_cache(vllm):
-        return cache_volume("model-cache", vllm.cache, fullname, "/models", cluster)
-    volume, mount = empty_dir("model-cache", "/models")
-    return volume, mount, None
-
-
-# Pulling a multi-GB model-server image onto a fresh (autoscaled) GPU node, before any probe.
-IMAGE_PULL_SECONDS = 600
-MIN_PROGRESS_DEADLINE = 600  # Kubernetes' default
-
-
-def probe_seconds(probe: K8s | None) -> int:
-    """The longest a probe lets a container take: delay plus period times failures."""
-    if not probe:
-        return 0
-    return int(probe.get("initialDelaySeconds", 0)
-               + probe["periodSeconds"] * probe["failureThreshold"])
-
-
-def progress_deadline(probes: Probes, strategy: K8s, grace: int,
-                      startup_budget: int | None = None) -> int:
-    """How long one new pod may take to become ready, as the kubelet allows it: image pull,
-    the startup probe's budget (or a longer `startup_budget`, e.g. Ollama's model pulls, which
-    a sidecar's readiness waits for), then one readiness period; a Recreate rollout first
-    waits for the old pod's termination grace period."""
-    startup = max(probe_seconds(probes.startup), startup_budget or 0)
-    budget = IMAGE_PULL_SECONDS + startup + int(probes.readiness["periodSeconds"])
-    if strategy.get("type") == "Recreate":
-        budget += grace
-    return max(MIN_PROGRESS_DEADLINE, budget)
-
-
-def with_deadline(workload: Workload, startup_budget: int | None = None) -> Workload:
-    return workload.model_copy(update={"progress_deadline_seconds": progress_deadline(
-        workload.probes, workload.strategy, workload.termination_grace_period_seconds,
-        startup_budget)})
-
-
-def rollout_seconds(workload: Workload) -> int:
-    """The longest a complete rollout of `workload` takes within its budgets: what a tool
-    that waits for it (Flux, `helm --wait`) must allow."""
-    per_pod = workload.progress_deadline_seconds
-    most = max(1, most_replicas(workload))
-    if workload.persistence and workload.persistence.per_replica:
-        # pods are replaced one at a time, each after the old one terminated
-        return most * (per_pod + workload.termination_grace_period_seconds)
-    if workload.strategy.get("type") == "Recreate":
-        return per_pod
-    surge = int(workload.strategy.get("rollingUpdate", {}).get("maxSurge", 1)) or 1
-    return math.ceil(most / surge) * per_pod
-
-
 def secret_env(name: str, secret: tuple[str, str]) -> K8s:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret[0], "key": secret[1]}}}
 
@@ -324,197 +240,6 @@ def agent_workload(agent: Agent, endpoint_env: list[K8s], cluster: Cluster,
 
 
 # --- vLLM ------------------------------------------------------------------------------------
-
-
-def vllm_args(vllm: Vllm) -> list[str]:
-    """`vllm serve` arguments: the model first, then flags, then extraArgs verbatim."""
-    engine = vllm.engine
-    args = [local_source(vllm.model), "--served-model-name", vllm.served_name,
-            "--port", str(VLLM_PORT)]
-    if vllm.model_scheme in ("s3", "gs"):
-        args += ["--load-format", RUNAI_STREAMER]
-    if vllm.gpu.count > 1:
-        args += ["--tensor-parallel-size", str(vllm.gpu.count)]
-    if engine.max_model_len is not None:
-        args += ["--max-model-len", str(engine.max_model_len)]
-    args += ["--dtype", engine.dtype]
-    if vllm.gpu.count > 0:
-        args += ["--gpu-memory-utilization", _number(engine.gpu_memory_utilization)]
-    if engine.quantization:
-        args += ["--quantization", engine.quantization]
-    if vllm.lora_adapters:
-        args += ["--enable-lora", "--lora-modules",
-                 *(f"{a.name}={local_source(a.source)}" for a in vllm.lora_adapters)]
-        if engine.max_loras is not None:
-            args += ["--max-loras", str(engine.max_loras)]
-        if engine.max_lora_rank is not None:
-            args += ["--max-lora-rank", str(engine.max_lora_rank)]
-    return args + list(engine.extra_args)
-
-
-def model_source_volumes(vllm: Vllm) -> tuple[list[K8s], list[K8s]]:
-    """Each claim the model or an adapter reads, mounted read-only under MOUNT_ROOT."""
-    volumes, mounts = [], []
-    for index, claim in enumerate(claims(vllm)):
-        name = f"model-source-{index}"
-        volumes.append({"name": name,
-                        "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
-        mounts.append({"name": name, "mountPath": f"{MOUNT_ROOT}/{claim}", "readOnly": True})
-    return volumes, mounts
-
-
-def object_storage_env(vllm: Vllm) -> tuple[list[K8s], list[K8s], list[K8s]]:
-    """Environment, volumes and mounts for the Run:ai streamer's credentials: Secret
-    references only (or none, for workload identity)."""
-    storage = vllm.object_storage
-    if storage is None:
-        return [], [], []
-    env: list[K8s] = []
-    volumes: list[K8s] = []
-    mounts: list[K8s] = []
-    if storage.access_key_secret and storage.secret_key_secret:
-        env.append(secret_env("AWS_ACCESS_KEY_ID", (storage.access_key_secret.name,
-                                                    storage.access_key_secret.key)))
-        env.append(secret_env("AWS_SECRET_ACCESS_KEY", (storage.secret_key_secret.name,
-                                                        storage.secret_key_secret.key)))
-        # Keys are given: never fall back to the node's instance role.
-        env.append({"name": "AWS_EC2_METADATA_DISABLED", "value": "true"})
-    if storage.endpoint:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": storage.endpoint})
-        # S3-compatible stores address buckets by path, not by virtual host.
-        env.append({"name": "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING", "value": "0"})
-    if storage.region:
-        env.append({"name": "AWS_DEFAULT_REGION", "value": storage.region})
-    if storage.credentials_file_secret:
-        secret = storage.credentials_file_secret
-        volumes.append({"name": "object-store-credentials", "secret": {
-            "secretName": secret.name, "items": [{"key": secret.key, "path": secret.key}]}})
-        mounts.append({"name": "object-store-credentials", "mountPath": CREDENTIALS_DIR,
-                       "readOnly": True})
-        env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS",
-                    "value": f"{CREDENTIALS_DIR}/{secret.key}"})
-    return env, volumes, mounts
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value == int(value) else repr(value)
-
-
-VLLM_HOME = "/home/vllm"
-
-
-@dataclass(frozen=True)
-class PodUser:
-    """Who a pod runs as, and the environment and scratch volumes that user needs."""
-
-    pod_security_context: K8s
-    security_context: K8s
-    env: list[K8s]
-    volumes: list[K8s]
-    volume_mounts: list[K8s]
-
-
-def vllm_user(vllm: Vllm) -> PodUser:
-    """vLLM as the shared non-root UID on a read-only root filesystem. The image (vLLM's
-    docker/Dockerfile) declares no user and writes its caches under the home folder, which a
-    UID the image does not know gets as "/": HOME and every cache vLLM's envs.py, PyTorch,
-    Triton and numba write move to a writable emptyDir, and /tmp (vLLM's IPC sockets,
-    tempfile) is one too. The model cache (HF_HOME) stays on /models. `runAsRoot` keeps the
-    image's user and a writable root for images that truly need it."""
-    if vllm.run_as_root:
-        return PodUser({"seccompProfile": SECCOMP}, restricted_container(read_only_root=False),
-                       [], [], [])
-    cache = f"{VLLM_HOME}/.cache"
-    env = [{"name": name, "value": value} for name, value in (
-        ("HOME", VLLM_HOME),
-        ("XDG_CACHE_HOME", cache),
-        ("XDG_CONFIG_HOME", f"{VLLM_HOME}/.config"),
-        ("VLLM_CACHE_ROOT", f"{cache}/vllm"),  # torch.compile artifacts, assets
-        ("VLLM_CONFIG_ROOT", f"{VLLM_HOME}/.config/vllm"),  # usage stats
-        ("TRITON_CACHE_DIR", f"{cache}/triton"),  # default ~/.triton/cache
-        # default /tmp/torchinductor_<user>, named by getpass.getuser(), which fails for a
-        # UID with no passwd entry
-        ("TORCHINDUCTOR_CACHE_DIR", f"{cache}/torchinductor"),
-        ("NUMBA_CACHE_DIR", f"{cache}/numba"),
-    )]
-    home, home_mount = empty_dir("home", VLLM_HOME)
-    tmp, tmp_mount = empty_dir("tmp", "/tmp")
-    return PodUser(restricted_pod(), restricted_container(), env, [home, tmp],
-                   [home_mount, tmp_mount])
-
-
-def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
-                  network: NetworkRules, metrics: bool) -> Workload:
-    gpu_mode = vllm.gpu.count > 0
-    selector, tolerations, extended = gpu_scheduling(vllm.gpu, cluster)
-    cache, cache_mount, persistence = vllm_cache(fullname, vllm, cluster)
-    most = max(vllm.replicas, vllm.autoscaling.max_replicas if vllm.autoscaling else 0)
-    # a claim only one node (or pod) can mount: one pod at a time
-    single_writer = claimed_cache(vllm) and vllm.cache.access_mode != "ReadWriteMany"
-    per_replica = persistence is not None and single_writer and most > 1
-    volumes = [cache]
-    if per_replica:
-        # A claim per replica from the StatefulSet's volumeClaimTemplates: replicas on other
-        # nodes would hang on a shared ReadWriteOnce claim (Multi-Attach error).
-        assert persistence is not None
-        persistence = persistence.model_copy(update={"per_replica": True})
-        volumes = []
-    shm_size = shm_default(vllm.gpu.count) if vllm.shm_size is None else str(vllm.shm_size)
-    shm, shm_mount = empty_dir("dshm", "/dev/shm", memory=True, size=shm_size)
-    user = vllm_user(vllm)
-    env: list[K8s] = [{"name": "HF_HOME", "value": "/models/huggingface"}, *user.env]
-    if vllm.hf_hub_offline:
-        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
-    if vllm.hf_token_secret:
-        env.append(secret_env("HF_TOKEN", (vllm.hf_token_secret.name, vllm.hf_token_secret.key)))
-    if vllm.api_key_secret:
-        env.append(secret_env("VLLM_API_KEY", (vllm.api_key_secret.name,
-                                               vllm.api_key_secret.key)))
-    storage_env, storage_volumes, storage_mounts = object_storage_env(vllm)
-    env += storage_env
-    source_volumes, source_mounts = model_source_volumes(vllm)
-    startup_period = 10
-    health = "/health"
-    if per_replica:
-        strategy = STATEFUL_ROLLOUT
-    else:
-        # one pod at a time on a claim only one node (or pod) can mount
-        strategy = rollout(single_writer and most <= 1, vllm.max_surge)
-    workload = Workload(
-        component="vllm",
-        image=cluster.image(vllm.image if gpu_mode else vllm.cpu_image),
-        replicas=vllm.replicas,
-        port=VLLM_PORT,
-        strategy=strategy,
-        command=["vllm", "serve"],
-        args=vllm_args(vllm),
-        env=env,
-        resources=resources("vllm-gpu" if gpu_mode else "vllm-cpu", vllm.resources, extended,
-                            memory_volume=shm_size, defaults=vllm_default_resources(
-                                vllm.gpu.count, model_weights_gib(vllm.model, vllm.served_name))),
-        probes=Probes(
-            startup=http_probe(health, period=startup_period, timeout=5, failures=max(
-                1, math.ceil(duration_seconds(vllm.startup_timeout) / startup_period))),
-            readiness=http_probe(health, period=10, timeout=5, failures=3),
-            liveness=http_probe(health, period=15, timeout=10, failures=3),
-        ),
-        node_selector=selector,
-        tolerations=tolerations,
-        runtime_class_name=vllm.gpu.runtime_class_name if gpu_mode else None,
-        pod_security_context=user.pod_security_context,
-        security_context=user.security_context,
-        volumes=[*volumes, shm, *user.volumes, *source_volumes, *storage_volumes],
-        volume_mounts=[cache_mount, shm_mount, *user.volume_mounts, *source_mounts,
-                       *storage_mounts],
-        termination_grace_period_seconds=60,
-        persistence=persistence,
-        metrics_path="/metrics" if metrics else None,
-        network=network,
-        service_account_annotations=dict(sorted(
-            (vllm.object_storage.service_account_annotations if vllm.object_storage
-             else {}).items())),
-    )
-    return with_deadline(workload, None)
 
 
 # --- Ollama ----------------------------------------------------------------------------------
@@ -681,167 +406,7 @@ def exposure(expose: Expose, timeout: float) -> Exposure:
 # --- pod pass-through and autoscaling --------------------------------------------------------
 
 
-def hpa(scaling: Autoscaling) -> Autoscaler:
-    return Autoscaler(kind="hpa", min_replicas=scaling.min_replicas,
-                      max_replicas=scaling.max_replicas,
-                      cpu_utilization=scaling.cpu_utilization)
-
-
-# The HPA's largest stabilization window (autoscaling/v2 validation).
-MAX_STABILIZATION_SECONDS = 3600
-
-
-def keda(scaling: VllmAutoscaling, prometheus_url: str, api_base: str | None, *,
-         startup_budget: int, startup_seconds: int = 0) -> Autoscaler:
-    """KEDA on vLLM's queue. At zero replicas vLLM exports nothing, so a model that may
-    sleep is also woken by the calls a LiteLLM proxy of the stack makes to `api_base`.
-    A model that may sleep is never sent to zero before its first start could finish
-    (`startup_budget`, the pod's progress deadline): KEDA scales a target that was never
-    active to zero once initialCooldownPeriod (default 0) has passed since the
-    ScaledObject's creation. A replica is removed only after the queue stayed low as long
-    as one takes to start (`startup_seconds`, by default), so that a burst does not cost
-    another load of the model."""
-    sleeps = scaling.min_replicas == 0
-    window = scaling.scale_down_stabilization_seconds
-    if window is None:
-        window = min(MAX_STABILIZATION_SECONDS, startup_seconds)
-    return Autoscaler(scale_down_stabilization_seconds=window,
-                      kind="keda", min_replicas=scaling.min_replicas,
-                      max_replicas=scaling.max_replicas, server_address=prometheus_url,
-                      metric=VLLM_QUEUE_METRIC, threshold=scaling.waiting_requests,
-                      activation_threshold=scaling.activation_waiting_requests,
-                      polling_interval=scaling.polling_interval,
-                      cooldown_period=scaling.cooldown_period,
-                      initial_cooldown_period=startup_budget if sleeps else None,
-                      wake_api_base=api_base if sleeps else None)
-
-
-def most_replicas(workload: Workload) -> int:
-    """The largest replica count the workload can reach."""
-    return workload.autoscaling.max_replicas if workload.autoscaling else workload.replicas
-
-
-ZONE_KEY = "topology.kubernetes.io/zone"
-
-
-def default_spread(selector: dict[str, str]) -> list[K8s]:
-    """Replicas in different zones and on different nodes when the scheduler can (a zone's
-    outage leaves the others serving), never blocking when it cannot."""
-    return [{"labelSelector": {"matchLabels": dict(selector)}, "maxSkew": 1,
-             "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway"}
-            for key in (ZONE_KEY, SPREAD_KEY)]
-
-
-def with_pod_options(workload: Workload, options: PodOptions, selector: dict[str, str],
-                     cluster: Cluster, autoscaling: Autoscaler | None = None) -> Workload:
-    """`workload` with the spec's pod pass-through fields and autoscaler applied."""
-    workload = workload.model_copy(update={"autoscaling": autoscaling})
-    spread = options.topology_spread_constraints
-    if spread is None:
-        spread = default_spread(selector) if most_replicas(workload) > 1 else []
-    pull = list(dict.fromkeys([*cluster.image_pull_secrets, *options.image_pull_secrets]))
-    selector_labels = {**workload.node_selector, **options.node_selector}
-    return workload.model_copy(update={
-        "env": [*workload.env, *(e.model_dump(by_alias=True, exclude_none=True)
-                                 for e in options.env)],
-        "volumes": [*workload.volumes, *options.extra_volumes],
-        "volume_mounts": [*workload.volume_mounts, *options.extra_volume_mounts],
-        "affinity": options.affinity,
-        "topology_spread_constraints": list(spread),
-        "priority_class_name": options.priority_class_name,
-        "image_pull_secrets": pull,
-        "pod_annotations": dict(sorted(options.pod_annotations.items())),
-        "pod_labels": dict(sorted(options.pod_labels.items())),
-        "node_selector": dict(sorted(selector_labels.items())),
-    })
-
-
 # --- graceful drain --------------------------------------------------------------------------
-
-DEFAULT_GRACE = 30  # Kubernetes' default, for workloads that hold no long requests
-# vLLM's launcher cancels the HTTP server task on SIGTERM (vllm/entrypoints/launcher.py):
-# requests still running are cut. So its preStop waits, beyond the endpoint delay, until its
-# own gauges show no request running or waiting, or until the drain budget is spent.
-VLLM_DRAIN_SCRIPT = """\
-import sys
-import time
-import urllib.request as request
-budget, wait, url = sys.argv[1:4]
-end = time.monotonic() + float(budget)
-time.sleep(float(wait))
-names = ("vllm:num_requests_running",
-         "vllm:num_requests_waiting")
-while time.monotonic() < end:
-    try:
-        page = request.urlopen(url, timeout=5).read()
-    except Exception:
-        break
-    busy = sum(float(row.rsplit(" ", 1)[1])
-               for row in page.decode().splitlines()
-               if row.startswith(names))
-    if not busy:
-        break
-    time.sleep(2)
-"""  # short lines: the YAML it is written into stays within 80 columns
-
-
-def drain_grace(options: PodOptions, longest_request: int | None) -> int:
-    """The pod's termination grace period: the spec's, or the endpoint delay plus the longest
-    request its callers allow plus the shutdown (30 s when it holds no long requests)."""
-    if options.termination_grace_period_seconds is not None:
-        return options.termination_grace_period_seconds
-    if longest_request is None:
-        return DEFAULT_GRACE
-    return ENDPOINT_SECONDS + longest_request + SHUTDOWN_SECONDS
-
-
-def pre_stop(component: str, grace: int, kubernetes_version: str) -> K8s | None:
-    """The main container's preStop hook: vLLM drains itself (see VLLM_DRAIN_SCRIPT); LiteLLM
-    (uvicorn, which finishes running requests after SIGTERM) only waits for the endpoints."""
-    budget = grace - SHUTDOWN_SECONDS
-    if budget <= 0:  # no time to drain (and a 0 s sleep action is refused before 1.32)
-        return None
-    if component == "vllm":
-        wait = min(ENDPOINT_SECONDS, budget)
-        return {"exec": {"command": ["python3", "-c", VLLM_DRAIN_SCRIPT, str(budget), str(wait),
-                                     f"http://127.0.0.1:{VLLM_PORT}/metrics"]}}
-    if component == "litellm":
-        seconds = min(ENDPOINT_SECONDS, budget)
-        if minor_version(kubernetes_version) >= (1, 30):  # the sleep action, beta and on since 1.30
-            return {"sleep": {"seconds": seconds}}
-        return {"exec": {"command": ["sleep", str(seconds)]}}
-    return None
-
-
-def with_drain(workload: Workload, options: PodOptions, longest_request: int | None,
-               kubernetes_version: str) -> Workload:
-    """`workload` with its grace period and preStop hook. A Recreate rollout waits for the
-    old pod's grace period, so its progress deadline moves with it."""
-    grace = drain_grace(options, longest_request)
-    hook = pre_stop(workload.component, grace, kubernetes_version)
-    deadline = workload.progress_deadline_seconds
-    if workload.strategy.get("type") == "Recreate":
-        deadline += grace - workload.termination_grace_period_seconds
-    return workload.model_copy(update={
-        "termination_grace_period_seconds": grace,
-        "lifecycle": {"preStop": hook} if hook else None,
-        "progress_deadline_seconds": deadline})
 
 
 # --- disruption ------------------------------------------------------------------------------
-
-DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
-
-
-def with_disruption(workload: Workload, options: Vllm | Ollama, gpus: int,
-                    karpenter: bool) -> Workload:
-    """A single GPU replica under Karpenter is kept off consolidation and expiry: moving it
-    means reloading the model while nothing serves (its PodDisruptionBudget exists only
-    with more replicas). `doNotDisrupt` decides, when set."""
-    wanted = options.do_not_disrupt
-    if wanted is None:
-        wanted = karpenter and gpus > 0 and most_replicas(workload) <= 1
-    if not wanted:
-        return workload
-    return workload.model_copy(update={"pod_annotations": dict(sorted(
-        {DO_NOT_DISRUPT: "true", **workload.pod_annotations}.items()))})

@@ -1,4 +1,4 @@
-"""The JSON Schema of the stack spec, generated from the pydantic models in spec.py."""
+"""The JSON Schema of the stack spec, generated from the pydantic models of spec/."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def _type_text(field_schema: dict[str, Any], definitions: dict[str, Any]) -> str
 
 
 def spec_reference_markdown() -> str:
-    """The spec reference (docs/reference.md): one table per model, generated from spec.py."""
+    """The spec reference (docs/reference.md): one table per model, generated from spec/."""
     schema = spec_schema()
     definitions = schema.get("$defs", {})
     sections = []
