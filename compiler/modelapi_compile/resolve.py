@@ -455,8 +455,8 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
     """The rules only this workload needs, beyond the stack's edge policies: a LiteLLM
     proxy's routes to raw URLs (which may be anywhere: no private range excepted), and where
     a model server fetches its weights (which depends on each one's model source), and a
-    proxy's exposure and service dependencies (database, Redis)."""
-    del stack
+    proxy's exposure and service dependencies (database, Redis), and the traffic inside a
+    LeaderWorkerSet group."""
     ingress: list[K8s] = []
     egress: list[K8s] = []
     external_ports: set[tuple[int, bool]] = set()
@@ -471,6 +471,13 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
     if api and api.vllm:
         external_ports |= _vllm_downloads(api.vllm)
         egress += _workload_identity_egress(api.vllm)
+        if api.vllm.nodes > 1:
+            # The pods of a group talk on ports Ray and NCCL choose at run time (the Ray
+            # head's 6379, then object manager, worker and collective ports): any port, but
+            # only between the model's own pods.
+            group = [_pod_peer(stack.metadata.name, name)]
+            ingress.append({"from": group})
+            egress.append({"to": group})
     if api and api.litellm:
         ingress += _exposure_ingress(api.litellm, own_port)
         egress += _litellm_service_egress(api.litellm)

@@ -138,6 +138,17 @@ class Exposure(Values):
     annotations: dict[str, str] = Field(default_factory=dict, description="annotations")
 
 
+class Group(Values):
+    """A replica that spans several nodes: a LeaderWorkerSet whose groups are a leader (the
+    workload's own container, probes and Service) and `size - 1` workers."""
+
+    size: int = Field(description="pods per group, one per node (leaderWorkerTemplate.size)")
+    worker_command: list[str] = Field(description="command of the workers' container")
+    worker_args: list[str] = Field(default_factory=list,
+                                   description="arguments of the workers' container")
+    rollout_strategy: K8s = Field(description="the LeaderWorkerSet's rolloutStrategy")
+
+
 class Workload(Values):
     """One Deployment with its Service, ServiceAccount and optional satellites."""
 
@@ -199,6 +210,9 @@ class Workload(Values):
     pod_labels: dict[str, str] = Field(default_factory=dict, description="extra pod labels")
     service_account_annotations: dict[str, str] = Field(
         default_factory=dict, description="annotations of the ServiceAccount (workload identity)")
+    group: Group | None = Field(
+        None, description="a LeaderWorkerSet instead of a Deployment: each replica a group "
+        "of pods on several nodes")
 
 
 class Monitoring(Values):

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..emit.manifests import pod_templates
 from .api import ApiError, Client
 from .converge import Locate, Report, apply_all, converge, prune, storage_classes
 from .local import LocalControlPlane
@@ -135,8 +136,7 @@ def existing_claims(objects: list[K8s], namespace: str) -> list[K8s]:
 
 
 def _pod_specs(objects: list[K8s]) -> list[K8s]:
-    return [((o.get("spec") or {}).get("template") or {}).get("spec") or {} for o in objects
-            if o.get("kind") in ("Deployment", "StatefulSet")]
+    return [template.get("spec") or {} for o in objects for template, _ in pod_templates(o)]
 
 
 def simulate(spec: str, environment: str, *, nodes: str | None = None,

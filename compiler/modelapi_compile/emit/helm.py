@@ -36,7 +36,7 @@ SHAREABLE = ("strategy", "resources", "probes", "podSecurityContext", "securityC
 # as empty), so that stacks of thousands of workloads do not carry them all.
 OMITTED_WHEN_EMPTY = ("autoscaling", "lifecycle", "affinity", "topologySpreadConstraints",
                       "priorityClassName", "imagePullSecrets", "podAnnotations", "podLabels",
-                      "serviceAccountAnnotations")
+                      "serviceAccountAnnotations", "group")
 
 
 def values_data(resolved: ResolvedStack) -> dict[str, Any]:
