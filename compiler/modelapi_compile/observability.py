@@ -136,7 +136,8 @@ def served_model(stack: str, name: str, workload: Workload, port: int) -> Served
     return ServedModel(
         name=name, fullname=fullname, replicas=REPLICAS[kind],
         pod_pattern=f"{fullname}-{suffix}",
-        api_base=f"http://{fullname}:{port}/.*",
+        # unescaped: RE2's "." also matches the dots of a Gateway's host name
+        api_base=f"{workload.served_at or f'http://{fullname}:{port}'}/.*",
         gpus=gpus, gpu_resource=resource,
         startup_seconds=workload.progress_deadline_seconds,
         queue_target=scaling.threshold if keda and scaling else None,

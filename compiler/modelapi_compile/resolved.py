@@ -210,6 +210,9 @@ class Workload(Values):
     pod_labels: dict[str, str] = Field(default_factory=dict, description="extra pod labels")
     service_account_annotations: dict[str, str] = Field(
         default_factory=dict, description="annotations of the ServiceAccount (workload identity)")
+    served_at: str | None = Field(
+        None, description="the base URL its callers use when it is not its Service's: "
+        "the Gateway path of its InferencePool")
     group: Group | None = Field(
         None, description="a LeaderWorkerSet instead of a Deployment: each replica a group "
         "of pods on several nodes")
@@ -260,6 +263,10 @@ class ChartValues(Values):
     workloads: dict[str, Workload] = Field(
         default_factory=dict, description="one Deployment each, keyed by spec name"
     )
+    objects: list[K8s] = Field(
+        default_factory=list,
+        description="objects the compiler builds whole (an InferencePool, its endpoint picker "
+        "and HTTPRoute); the chart only sets their namespace")
 
 
 class Endpoint(BaseModel):
@@ -271,6 +278,9 @@ class Endpoint(BaseModel):
     api_key_secret: tuple[str, str] | None = None  # (secret name, key)
     workload: str | None = None  # the in-cluster workload serving it; None for external
     port: int | None = None
+    # Through a Gateway (an InferencePool): the namespace of its proxy pods, which the
+    # callers reach instead of the workload's pods.
+    gateway_namespace: str | None = None
 
 
 class ResolvedStack(BaseModel):

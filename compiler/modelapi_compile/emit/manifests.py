@@ -80,7 +80,17 @@ def build_objects(resolved: ResolvedStack) -> list[K8s]:
     for name, workload in values.workloads.items():
         objects += workload_objects(stack, namespace, name, workload,
                                     values.network_policy, values.monitoring)
+    objects += [in_namespace(obj, namespace) for obj in values.objects]
     return objects + monitoring_objects(stack, namespace, values.monitoring)
+
+
+def in_namespace(obj: K8s, namespace: str) -> K8s:
+    """An object the compiler built whole (ChartValues.objects) in `namespace`, with the
+    ServiceAccounts it binds (a RoleBinding's subjects) there too."""
+    placed = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+    if "subjects" in obj:
+        placed["subjects"] = [{**subject, "namespace": namespace} for subject in obj["subjects"]]
+    return placed
 
 
 def external_secrets(stack: str, namespace: str, settings: ExternalSecrets) -> list[K8s]:
