@@ -444,6 +444,7 @@ def edge_policies(stack: ModelStack, graph: _Graph, endpoints: dict[str, Endpoin
     for target in sorted(graph.clients):
         endpoint = endpoints[target]
         callers = {"matchLabels": {STACK_LABEL: prefix, calls_label(target): "true"}}
+        egress: K8s
         if endpoint.gateway_namespace:
             # The callers reach the Gateway's proxies, which reach the pods (`pool-<api>`).
             # Any port: a Gateway's Service port is often not its pods' (Envoy Gateway
