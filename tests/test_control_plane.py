@@ -23,7 +23,9 @@ from control_plane import (
     flux_apply,
     flux_kustomizations,
     gitops_objects,
+    lws_groups,
     nodes_for,
+    play_lws_controller,
     settle,
     wrong_nodes,
 )
@@ -99,11 +101,18 @@ def test_every_environment_is_admitted_and_scheduled(control_plane: Any, helm: A
                                 env.namespace)
         assert argocd_apply(client, rendered, env.namespace) == []
         assert argocd_apply(client, gitops_objects(out), env.namespace) == []
+        # No LWS controller runs here: its StatefulSets are made as it would make them.
+        groups = play_lws_controller(client, objects)
         report = settle(control_plane, namespaces)
         assert report.rejected == []
         assert report.pending == [], report.pending
         assert report.pods, "the environment runs no pod"
         assert wrong_nodes(client, report) == []
+        for key, pods in groups.items():
+            namespace, name = key.split("/")
+            placed = lws_groups(client, namespace, name)
+            assert sum(len(nodes) for nodes in placed.values()) == pods, placed
+            assert all(all(nodes) for nodes in placed.values()), placed
         unknown = [w for w in client.warnings if not any(k in w for k in KNOWN_WARNINGS)]
         assert unknown == []
     finally:
