@@ -331,9 +331,10 @@ class PoolGateway(Model):
 
 
 class InferencePool(Model):
-    """The replicas behind the Gateway API Inference Extension: an InferencePool, its
-    endpoint picker (which chooses a replica by queue depth and KV-cache use) and an
-    HTTPRoute from the Gateway to the pool."""
+    """Replicas behind the Gateway API Inference Extension (pool, picker, HTTPRoute).
+
+    An InferencePool over the model's pods, its endpoint picker (which chooses a replica by
+    queue depth and KV-cache use) and an HTTPRoute from the Gateway to the pool."""
 
     gateway: PoolGateway
     from_namespace: Name | None = Field(
