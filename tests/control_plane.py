@@ -255,8 +255,10 @@ def node(name: str, labels: dict[str, str], taints: tuple[K8s, ...] | list[K8s],
 # worker-index "0"; pkg/controllers/pod_controller.go, constructWorkerStatefulSetApplyConfiguration:
 # per leader <set>-<group>, size - 1 workers from workerTemplate, ordinals from 1, labelled with
 # the group index; both annotated with the group size) and with the variables its pod webhook
-# adds (pkg/utils/pod/pod_utils.go, AddLWSVariables). The kube-controller-manager's
-# StatefulSet controller then makes the pods and kube-scheduler binds them.
+# adds (pkg/utils/pod/pod_utils.go, AddLWSVariables; the webhook sets each leader's own group
+# index, a StatefulSet template cannot, so the leaders here all name group 0: no process
+# reads it under kwok). The kube-controller-manager's StatefulSet controller then makes the
+# pods and kube-scheduler binds them.
 LWS = "leaderworkerset.sigs.k8s.io"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .resolved import Workload
 
@@ -136,8 +137,9 @@ def served_model(stack: str, name: str, workload: Workload, port: int) -> Served
     return ServedModel(
         name=name, fullname=fullname, replicas=REPLICAS[kind],
         pod_pattern=f"{fullname}-{suffix}",
-        # unescaped: RE2's "." also matches the dots of a Gateway's host name
-        api_base=f"{workload.served_at or f'http://{fullname}:{port}'}/.*",
+        # behind a Gateway: its path for this model, which no other model shares
+        api_base=(f".*{urlsplit(workload.served_at).path}/.*" if workload.served_at
+                  else f"http://{fullname}:{port}/.*"),
         gpus=gpus, gpu_resource=resource,
         startup_seconds=workload.progress_deadline_seconds,
         queue_target=scaling.threshold if keda and scaling else None,

@@ -495,11 +495,18 @@ def vllm_user(vllm: Vllm) -> PodUser:
 # launch without Ray came later, with vllm-project/vllm#23691.)
 MULTI_NODE_SCRIPT = "/vllm-workspace/examples/online_serving/multi-node-serving.sh"
 RAY_PORT = 6379
-LEADER_SCRIPT = (f'bash {MULTI_NODE_SCRIPT} leader --ray_port={RAY_PORT} '
-                 '--ray_cluster_size="$LWS_GROUP_SIZE" --ray_init_timeout="$0" '
-                 '&& exec vllm serve "$@"')
-WORKER_SCRIPT = (f'exec bash {MULTI_NODE_SCRIPT} worker --ray_port={RAY_PORT} '
-                 '--ray_address="$LWS_LEADER_ADDRESS" --ray_init_timeout="$0"')
+# $0 is the startup budget in seconds, the variables a number and a host name: no quotes.
+LEADER_SCRIPT = f"""\
+script={MULTI_NODE_SCRIPT}
+bash "$script" leader --ray_port={RAY_PORT} \\
+  --ray_cluster_size=$LWS_GROUP_SIZE --ray_init_timeout=$0 &&
+  exec vllm serve "$@"
+"""
+WORKER_SCRIPT = f"""\
+script={MULTI_NODE_SCRIPT}
+exec bash "$script" worker --ray_port={RAY_PORT} \\
+  --ray_address=$LWS_LEADER_ADDRESS --ray_init_timeout=$0
+"""
 
 
 def group_rollout(strategy: K8s) -> K8s:
