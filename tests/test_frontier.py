@@ -141,3 +141,15 @@ def test_network_policies_of_the_pool(prod: dict[tuple[str, str], K8s]) -> None:
     assert [p["port"] for p in picker["egress"][1]["ports"]] == [443, 6443]
     calls = prod[("NetworkPolicy", "frontier-calls-llama8b")]["spec"]
     assert calls["egress"] == [{"to": [proxies]}]
+
+
+def test_compose_refuses_what_needs_a_cluster_and_names_the_patch() -> None:
+    from click.testing import CliRunner
+
+    from modelapi_compile.cli import cli
+
+    result = CliRunner().invoke(cli, ["compose", "-f", str(SPEC), "--env", "prod"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "spec.modelAPIs[deepseek].vllm" in result.output
+    assert "spec.modelAPIs[llama8b].vllm" in result.output
+    assert "nodes: 1 and inferencePool: null" in result.output
