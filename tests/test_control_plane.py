@@ -23,13 +23,12 @@ from control_plane import (
     flux_apply,
     flux_kustomizations,
     gitops_objects,
-    lws_groups,
     nodes_for,
-    play_lws_controller,
     settle,
     wrong_nodes,
 )
 from modelapi_compile.cli import cli
+from modelapi_compile.cluster.lws import lws_groups, play_lws_controller
 from modelapi_compile.cluster.nodes import PRESET_FOR_CONVENTION
 from modelapi_compile.cluster.simulate import existing_claims
 from modelapi_compile.emit.manifests import overlay_namespace

@@ -16,6 +16,7 @@ from ..emit.manifests import pod_templates
 from .api import ApiError, Client
 from .converge import Locate, Report, apply_all, converge, prune, storage_classes
 from .local import LocalControlPlane
+from .lws import play_lws_controller
 from .nodes import PRESET_FOR_CONVENTION, PRESETS, NodePool, load_pools, preset_pools
 
 K8s = dict[str, Any]
@@ -172,6 +173,9 @@ def simulate(spec: str, environment: str, *, nodes: str | None = None,
                              namespace=new.namespace, locate=new.locate)
         if old is not None:
             prune(client, old.objects, new.objects, new.namespace)
+        if play_lws_controller(client, new.objects):
+            log("no LeaderWorkerSet controller here: making its groups' StatefulSets as it "
+                "would")
         log("waiting for the controllers and the scheduler")
         report = converge(client, {new.namespace}, timeout=timeout, alive=plane.check_alive)
         report.rejected = rejected + report.rejected
