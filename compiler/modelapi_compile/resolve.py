@@ -16,6 +16,7 @@ from . import pod_security, yamlout
 from . import workloads as w
 from .accelerators import ACCELERATORS
 from .emit.monitoring import monitoring_values
+from .inference_pool import PICKER_IMAGE, pool_objects, pool_policies, pool_url, proxy_namespace
 from .pod_options import longest_request
 from .problems import Problem, SpecError
 from .resolved import (
@@ -72,7 +73,7 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     stack = env.stack
     spec = stack.spec
     prefix = stack.metadata.name
-    endpoints = {api.name: _endpoint(prefix, api) for api in spec.model_apis}
+    endpoints = {api.name: _endpoint(prefix, api, env.namespace) for api in spec.model_apis}
     graph = _graph(stack)
     workloads = {}
     for api in spec.model_apis:
@@ -93,6 +94,9 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
                                  startup_budget=workload.progress_deadline_seconds,
                                  startup_seconds=duration_seconds(api.vllm.startup_timeout))
                           if scaling else None)
+            if api.vllm.inference_pool is not None:
+                workload = workload.model_copy(update={
+                    "served_at": endpoints[api.name].url.removesuffix("/v1")})
             workloads[api.name] = w.with_disruption(
                 w.with_pod_options(workload, api.vllm, selector, cluster, autoscaler),
                 api.vllm, api.vllm.gpu.count, karpenter)
@@ -128,16 +132,28 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     for client, targets in graph.targets.items():
         workloads[client] = workloads[client].model_copy(
             update={"edge_labels": {calls_label(t): "true" for t in targets}})
+    objects: list[K8s] = []
+    policies = edge_policies(stack, graph, endpoints, workloads)
+    for api in spec.model_apis:
+        pool = api.vllm.inference_pool if api.vllm else None
+        if pool is None:
+            continue
+        objects += pool_objects(prefix, api.name, pool, env.namespace,
+                                _cluster(stack, None).image(PICKER_IMAGE),
+                                longest_request(spec, api))
+        policies |= pool_policies(prefix, api.name, pool, _scraper_peer(stack)
+                                  if spec.monitoring.enabled else None)
     values = ChartValues(
         stack=prefix,
         network_policy=spec.cluster.network_policies,
         shared_namespace=env.shared_namespace,
         dns_peers=dns_peers(spec.cluster.dns_servers),
-        network_policies=edge_policies(stack, graph, endpoints, workloads),
+        network_policies=dict(sorted(policies.items())),
         monitoring=monitoring_values(prefix, env.namespace, spec.monitoring, workloads,
                                      w.VLLM_PORT),
         external_secrets=_external_secrets(stack, workloads),
         workloads=dict(sorted(workloads.items())),
+        objects=objects,
     )
     return ResolvedStack(name=prefix, environment=env.name, namespace=env.namespace,
                          kubernetes_version=spec.kubernetes_version,
@@ -204,7 +220,7 @@ def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> Exte
         secrets={name: sorted(found) for name, found in sorted(keys.items())})
 
 
-def _endpoint(prefix: str, api: ModelAPI) -> Endpoint:
+def _endpoint(prefix: str, api: ModelAPI, namespace: str) -> Endpoint:
     fullname = f"{prefix}-{api.name}"
     if api.external:
         secret = api.external.api_key_secret
@@ -212,9 +228,14 @@ def _endpoint(prefix: str, api: ModelAPI) -> Endpoint:
                         api_key_secret=(secret.name, secret.key) if secret else None)
     if api.vllm:
         secret = api.vllm.api_key_secret
+        key = (secret.name, secret.key) if secret else None
+        pool = api.vllm.inference_pool
+        if pool is not None:
+            return Endpoint(url=pool_url(pool, namespace, fullname), workload=api.name,
+                            port=w.VLLM_PORT, api_key_secret=key,
+                            gateway_namespace=proxy_namespace(pool))
         return Endpoint(url=f"http://{fullname}:{w.VLLM_PORT}/v1", workload=api.name,
-                        port=w.VLLM_PORT,
-                        api_key_secret=(secret.name, secret.key) if secret else None)
+                        port=w.VLLM_PORT, api_key_secret=key)
     if api.ollama:
         return Endpoint(url=f"http://{fullname}:{w.OLLAMA_PORT}/v1", workload=api.name,
                         port=w.OLLAMA_PORT)
@@ -450,7 +471,14 @@ def edge_policies(stack: ModelStack, graph: _Graph, endpoints: dict[str, Endpoin
     for target in sorted(graph.clients):
         endpoint = endpoints[target]
         callers = {"matchLabels": {STACK_LABEL: prefix, calls_label(target): "true"}}
-        if endpoint.workload:
+        egress: K8s
+        if endpoint.gateway_namespace:
+            # The callers reach the Gateway's proxies, which reach the pods (`pool-<api>`).
+            # Any port: a Gateway's Service port is often not its pods' (Envoy Gateway
+            # listens on 10080 for port 80), and policies see the pods' ports.
+            egress = {"to": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": endpoint.gateway_namespace}}}]}
+        elif endpoint.workload:
             policies[f"to-{target}"] = {
                 "podSelector": {"matchLabels": selector_labels(prefix, endpoint.workload)},
                 "policyTypes": ["Ingress"],
@@ -482,8 +510,8 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
     """The rules only this workload needs, beyond the stack's edge policies: a LiteLLM
     proxy's routes to raw URLs (which may be anywhere: no private range excepted), and where
     a model server fetches its weights (which depends on each one's model source), and a
-    proxy's exposure and service dependencies (database, Redis)."""
-    del stack
+    proxy's exposure and service dependencies (database, Redis), and the traffic inside a
+    LeaderWorkerSet group."""
     ingress: list[K8s] = []
     egress: list[K8s] = []
     external_ports: set[tuple[int, bool]] = set()
@@ -498,6 +526,13 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
     if api and api.vllm:
         external_ports |= _vllm_downloads(api.vllm)
         egress += _workload_identity_egress(api.vllm)
+        if api.vllm.nodes > 1:
+            # The pods of a group talk on ports Ray and NCCL choose at run time (the Ray
+            # head's 6379, then object manager, worker and collective ports): any port, but
+            # only between the model's own pods.
+            group = [_pod_peer(stack.metadata.name, name)]
+            ingress.append({"from": group})
+            egress.append({"to": group})
     if api and api.litellm:
         ingress += _exposure_ingress(api.litellm, own_port)
         egress += _litellm_service_egress(api.litellm)

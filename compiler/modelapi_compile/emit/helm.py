@@ -36,11 +36,13 @@ SHAREABLE = ("strategy", "resources", "probes", "podSecurityContext", "securityC
 # as empty), so that stacks of thousands of workloads do not carry them all.
 OMITTED_WHEN_EMPTY = ("autoscaling", "lifecycle", "affinity", "topologySpreadConstraints",
                       "priorityClassName", "imagePullSecrets", "podAnnotations", "podLabels",
-                      "serviceAccountAnnotations")
+                      "serviceAccountAnnotations", "group", "servedAt")
 
 
 def values_data(resolved: ResolvedStack) -> dict[str, Any]:
     values = resolved.values.model_dump(by_alias=True, mode="json")
+    if not values["objects"]:
+        del values["objects"]  # the templates treat a missing list as empty
     for workload in values["workloads"].values():
         for key in OMITTED_WHEN_EMPTY:
             if workload.get(key) in (None, [], {}):
