@@ -28,6 +28,7 @@ from control_plane import (
     wrong_nodes,
 )
 from modelapi_compile.cli import cli
+from modelapi_compile.cluster.lws import lws_groups, play_lws_controller
 from modelapi_compile.cluster.nodes import PRESET_FOR_CONVENTION
 from modelapi_compile.cluster.simulate import existing_claims
 from modelapi_compile.emit.manifests import overlay_namespace
@@ -99,11 +100,18 @@ def test_every_environment_is_admitted_and_scheduled(control_plane: Any, helm: A
                                 env.namespace)
         assert argocd_apply(client, rendered, env.namespace) == []
         assert argocd_apply(client, gitops_objects(out), env.namespace) == []
+        # No LWS controller runs here: its StatefulSets are made as it would make them.
+        groups = play_lws_controller(client, objects)
         report = settle(control_plane, namespaces)
         assert report.rejected == []
         assert report.pending == [], report.pending
         assert report.pods, "the environment runs no pod"
         assert wrong_nodes(client, report) == []
+        for key, pods in groups.items():
+            namespace, name = key.split("/")
+            placed = lws_groups(client, namespace, name)
+            assert sum(len(nodes) for nodes in placed.values()) == pods, placed
+            assert all(all(nodes) for nodes in placed.values()), placed
         unknown = [w for w in client.warnings if not any(k in w for k in KNOWN_WARNINGS)]
         assert unknown == []
     finally:

@@ -135,3 +135,13 @@ def test_autoscaled_workloads_show_their_replica_range() -> None:
     assert 'e1_api6["gateway (litellm, 2-6 replicas by HPA)"]' in text
     dev = graph_text(_spec(CASES / "valid" / "production-knobs.yaml"), "dev", "mermaid")
     assert 'e0_api6["gateway (litellm)"]' in dev  # dev turns the HPA off
+
+
+def test_multi_node_groups_and_inference_pools_are_drawn() -> None:
+    """Issue 25: a replica over several nodes shows its nodes and GPUs per node; a model
+    behind an InferencePool names the Gateway in front of it."""
+    text = graph_text(_spec(CASES / "valid" / "frontier-serving.yaml"), "prod", "mermaid")
+    assert "LeaderWorkerSet of 2 nodes a replica" in text
+    assert "2 nodes of 8x nvidia-h100-80gb" in text
+    assert "InferencePool behind Gateway gateway-system/inference-gw" in text
+    assert '-->|"4 replicas"|' in text

@@ -421,3 +421,23 @@ def test_routes_are_kept_as_written_unless_in_cluster_is_asked(tmp_path: Path) -
     assert "vllm" in apis["vllm"] and apis["ollama"]["ollama"]["models"][-1] == "smollm2:135m"
     assert any("converted (--in-cluster)" in n and "'vllm'" in n for n in converted_notes)
     assert any("Hosted ModelAPI 'ollama'" in n for n in converted_notes)
+
+
+def test_a_route_on_an_inference_gateway_stays_behind_it(tmp_path: Path) -> None:
+    """Issue 25: an api_base on a Gateway under a model's path (the InferencePool route the
+    compiler writes) becomes, with --in-cluster, a vLLM modelAPI with inferencePool."""
+    config = tmp_path / "config.yaml"
+    config.write_text(textwrap.dedent("""\
+        model_list:
+          - model_name: llama-8b
+            litellm_params:
+              model: hosted_vllm/meta-llama/Llama-3.1-8B-Instruct
+              api_base: http://inference-gw.gateway-system.svc.cluster.local/ai/ai-llama8b/v1
+        """))
+    text, notes = import_spec([str(config)], in_cluster=True)
+    api = _apis(text)["ai-llama8b"]["vllm"]
+    assert api["inferencePool"] == {"gateway": {
+        "name": "inference-gw", "namespace": "gateway-system",
+        "url": "http://inference-gw.gateway-system.svc.cluster.local"}}
+    assert any("InferencePool" in note for note in notes)
+    _build(tmp_path, text)

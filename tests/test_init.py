@@ -116,6 +116,7 @@ def test_prod_scales_the_proxy_with_an_hpa(tmp_path: Path) -> None:
 
 def test_the_vllm_block_mentions_the_production_fields() -> None:
     text = starter_spec("demo", ["vllm"], None)
-    for field in ("autoscaling:", "pvc://", "objectStorage", "hfHubOffline", "loraAdapters"):
+    for field in ("autoscaling:", "pvc://", "objectStorage", "hfHubOffline", "loraAdapters",
+                  "nodes:", "inferencePool:"):
         assert field in text, field
     assert max(len(line) for line in text.splitlines()) <= 80

@@ -43,6 +43,24 @@ def test_simulate_places_every_pod_on_a_node_of_its_gpu(binaries: None) -> None:
     assert "starting kube-apiserver" in done.stderr  # progress goes to stderr
 
 
+def test_simulate_schedules_leader_worker_set_groups(binaries: None) -> None:
+    """Issue 25: simulate has no LWS controller either; it makes the groups' StatefulSets as
+    the controller would, and every pod of every group lands on an H100 node."""
+    spec = REPO / "tests" / "cases" / "valid" / "frontier-serving.yaml"
+    done = _run("simulate", "-f", str(spec), "--env", "prod", "--crds",
+                str(SHARED / "crds-yaml"), "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["rejected"] == [] and report["pending"] == []
+    group = sorted(p["pod"] for p in report["pods"] if "frontier-deepseek" in p["pod"])
+    assert group == ["frontier/frontier-deepseek-0", "frontier/frontier-deepseek-0-1"]
+    assert all(p["accelerator"].endswith("=nvidia-h100-80gb") for p in report["pods"]
+               if "frontier-deepseek" in p["pod"])
+    nodes = {p["node"] for p in report["pods"] if "frontier-deepseek" in p["pod"]}
+    assert len(nodes) == 2  # 8 GPUs each, on 8-GPU nodes: one node per pod of the group
+    assert "making its groups' StatefulSets" in done.stderr
+
+
 def test_simulate_says_why_a_pod_stays_pending(binaries: None, tmp_path: Path) -> None:
     pools = tmp_path / "pools.yaml"
     pools.write_text("nodePools:\n  - name: cpu\n    count: 2\n"

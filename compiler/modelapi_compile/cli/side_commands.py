@@ -45,7 +45,18 @@ def compose(spec: str, environment: str | None, out: str | None) -> None:
     """A docker-compose file for local development with the cluster's wiring."""
     from ..commands.compose import compose_file
 
-    text = compose_file(_environment(spec, environment))
+    resolved = _environment(spec, environment)
+    # Neither runs on one Docker host: a group needs its nodes, a pool its Gateway.
+    cluster_only = [Problem(spec, 0, 0, f"spec.modelAPIs[{name}].vllm",
+                            "a replica over several nodes (nodes) or behind an InferencePool "
+                            "(inferencePool) needs a cluster",
+                            f"patch environment '{resolved.environment}' with nodes: 1 and "
+                            "inferencePool: null for local development")
+                    for name, workload in resolved.values.workloads.items()
+                    if workload.group is not None or workload.served_at is not None]
+    if cluster_only:
+        raise SpecError(cluster_only)
+    text = compose_file(resolved)
     if out:
         from ..output.writer import write_atomic
 

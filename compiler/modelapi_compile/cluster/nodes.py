@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..emit.manifests import pod_templates
 from ..output.immutable import quantity_bytes
 from ..spec.accelerators import ACCELERATORS
 
@@ -161,18 +162,13 @@ def quantity_cpu(value: str) -> float:
 
 
 def _pod_templates(objects: list[K8s]) -> list[tuple[K8s, int]]:
+    """Each workload's pod spec with the most pods it makes (LeaderWorkerSet groups: a
+    leader and size - 1 workers per replica)."""
     found = []
     for obj in objects:
-        spec = obj.get("spec") or {}
-        if obj.get("kind") in ("Deployment", "StatefulSet") and "template" in spec:
-            replicas = int(spec.get("replicas", 1))
-            found.append((spec["template"].get("spec") or {}, max(replicas, 1)))
-        elif obj.get("kind") == "LeaderWorkerSet":
-            group = spec.get("leaderWorkerTemplate") or {}
-            size = int(group.get("size", 1))
-            replicas = int(spec.get("replicas", 1))
-            template = group.get("workerTemplate") or {}
-            found.append((template.get("spec") or {}, replicas * size))
+        replicas = max(int((obj.get("spec") or {}).get("replicas", 1)), 1)
+        for template, per_replica in pod_templates(obj):
+            found.append((template.get("spec") or {}, replicas * per_replica))
     return found
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import yaml
 
+from ..emit.manifests import pod_templates
 from .api import ApiError, Client
 from .converge import Locate, Report, apply_all, converge, prune, storage_classes
 from .local import LocalControlPlane
+from .lws import play_lws_controller
 from .nodes import PRESET_FOR_CONVENTION, PRESETS, NodePool, load_pools, preset_pools
 
 K8s = dict[str, Any]
@@ -135,8 +137,7 @@ def existing_claims(objects: list[K8s], namespace: str) -> list[K8s]:
 
 
 def _pod_specs(objects: list[K8s]) -> list[K8s]:
-    return [((o.get("spec") or {}).get("template") or {}).get("spec") or {} for o in objects
-            if o.get("kind") in ("Deployment", "StatefulSet")]
+    return [template.get("spec") or {} for o in objects for template, _ in pod_templates(o)]
 
 
 def simulate(spec: str, environment: str, *, nodes: str | None = None,
@@ -172,6 +173,9 @@ def simulate(spec: str, environment: str, *, nodes: str | None = None,
                              namespace=new.namespace, locate=new.locate)
         if old is not None:
             prune(client, old.objects, new.objects, new.namespace)
+        if play_lws_controller(client, new.objects):
+            log("no LeaderWorkerSet controller here: making its groups' StatefulSets as it "
+                "would")
         log("waiting for the controllers and the scheduler")
         report = converge(client, {new.namespace}, timeout=timeout, alive=plane.check_alive)
         report.rejected = rejected + report.rejected

@@ -98,6 +98,12 @@ def _api_label(api: ModelAPI) -> str:
             text += f" from {api.vllm.model}"
         if api.vllm.lora_adapters:
             text += " + LoRA " + ", ".join(a.name for a in api.vllm.lora_adapters)
+        if api.vllm.nodes > 1:
+            text += f", LeaderWorkerSet of {api.vllm.nodes} nodes a replica"
+        pool = api.vllm.inference_pool
+        if pool is not None:
+            text += (f", InferencePool behind Gateway "
+                     f"{pool.gateway.namespace}/{pool.gateway.name}")
         return f"{api.name} ({text})"
     if api.litellm and api.litellm.autoscaling:
         scaling = _replica_text(api.litellm.replicas, api.litellm.autoscaling, "HPA")
@@ -174,7 +180,9 @@ def _gpu_node(node_id: str, api: ModelAPI) -> Node | None:
     if gpu.count == 0:
         return Node(node_id, "CPU", "gpu")
     kind = gpu.accelerator or gpu.resource
-    return Node(node_id, f"{gpu.count}x {kind}", "gpu")
+    nodes = api.vllm.nodes if api.vllm else 1
+    per_node = f"{gpu.count}x {kind}"
+    return Node(node_id, f"{nodes} nodes of {per_node}" if nodes > 1 else per_node, "gpu")
 
 
 def _replicas(api: ModelAPI) -> str:

@@ -139,6 +139,12 @@ def _model_apis(chosen: list[str]) -> str:
             "hfHubOffline: true on air-gapped clusters. LoRA adapters:",
             "loraAdapters: [{name: my-adapter, source: org/repo}] serves each adapter",
             "as a model of its own that LiteLLM routes and agents can name.",
+            "A model larger than one node: `nodes: 2` with gpu.count the GPUs of a node",
+            "runs each replica as a LeaderWorkerSet group (tensor parallel = gpu.count,",
+            "pipeline parallel = nodes). Replicas behind the Gateway API Inference",
+            "Extension: `inferencePool: {gateway: {name, namespace, url}}` (an",
+            "InferencePool and its endpoint picker; LiteLLM then calls the Gateway's url).",
+            "docs/frontier-serving.md says when to use which.",
         )))
     if "external" in chosen:
         out.append(_block(4, [_external()], (

@@ -22,7 +22,7 @@ from ..resolve import lifecycle
 from ..resolve.model import GitOpsEnvironment, GitOpsPlan, ResolvedStack, RolloutCheck
 from ..resolve.stack import flux_timeout
 from .kustomize import KUSTOMIZATION, workload_folder
-from .manifests import MANAGED_BY, controller_kind
+from .manifests import LWS_API_VERSION, MANAGED_BY, controller_kind
 
 Obj = dict[str, Any]
 
@@ -134,7 +134,8 @@ def _timeout(plan: GitOpsPlan, checks: list[RolloutCheck]) -> str:
 def _health_checks(env: GitOpsEnvironment, checks: list[RolloutCheck]) -> Obj:
     if not checks:
         return {}
-    return {"healthChecks": [{"apiVersion": "apps/v1", "kind": check.kind, "name": check.name,
+    return {"healthChecks": [{"apiVersion": LWS_API_VERSION if check.kind == "LeaderWorkerSet"
+                              else "apps/v1", "kind": check.kind, "name": check.name,
                               "namespace": env.namespace} for check in checks]}
 
 

@@ -80,7 +80,17 @@ def build_objects(resolved: ResolvedStack) -> list[K8s]:
     for name, workload in values.workloads.items():
         objects += workload_objects(stack, namespace, name, workload,
                                     values.network_policy, values.monitoring)
+    objects += [in_namespace(obj, namespace) for obj in values.objects]
     return objects + monitoring_objects(stack, namespace, values.monitoring)
+
+
+def in_namespace(obj: K8s, namespace: str) -> K8s:
+    """An object the compiler built whole (ChartValues.objects) in `namespace`, with the
+    ServiceAccounts it binds (a RoleBinding's subjects) there too."""
+    placed = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+    if "subjects" in obj:
+        placed["subjects"] = [{**subject, "namespace": namespace} for subject in obj["subjects"]]
+    return placed
 
 
 def external_secrets(stack: str, namespace: str, settings: ExternalSecrets) -> list[K8s]:
@@ -181,7 +191,7 @@ def workload_objects(stack: str, namespace: str, name: str, workload: Workload,
     objects.append({
         "apiVersion": "v1", "kind": "Service",
         "metadata": _metadata(full, namespace, own_labels),
-        "spec": {"type": "ClusterIP", "selector": selector_labels(stack, name),
+        "spec": {"type": "ClusterIP", "selector": service_selector(stack, name, workload),
                  "ports": [{"name": "http", "port": workload.port, "targetPort": "http",
                             "protocol": "TCP"}]},
     })
@@ -258,7 +268,10 @@ def _exposure(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
 
 
 def controller_kind(workload: Workload) -> str:
-    """A StatefulSet when each replica has its own cache claim, else a Deployment."""
+    """A LeaderWorkerSet for replicas that span nodes, a StatefulSet when each replica has
+    its own cache claim, else a Deployment."""
+    if workload.group is not None:
+        return "LeaderWorkerSet"
     per_replica = workload.persistence is not None and workload.persistence.per_replica
     return "StatefulSet" if per_replica else "Deployment"
 
@@ -336,8 +349,20 @@ def _container(workload: Workload) -> K8s:
     return container
 
 
-def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
-    full = fullname(stack, name)
+def _worker_container(workload: Workload) -> K8s:
+    """A LeaderWorkerSet worker's container: the leader's, with the worker's command, and
+    neither probes nor drain hook (it serves no HTTP; the group restarts as a whole)."""
+    assert workload.group is not None
+    container = _container(workload)
+    for key in ("startupProbe", "readinessProbe", "livenessProbe", "lifecycle", "args"):
+        container.pop(key, None)
+    container["command"] = list(workload.group.worker_command)
+    if workload.group.worker_args:
+        container["args"] = list(workload.group.worker_args)
+    return container
+
+
+def _pod_template(stack: str, name: str, workload: Workload, *, worker: bool = False) -> K8s:
     own_labels = labels(stack, name, workload.component)
     template_meta: K8s = {"labels": {**own_labels, **workload.pod_labels,
                                      **workload.edge_labels}}
@@ -368,9 +393,76 @@ def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8
         pod["tolerations"] = list(workload.tolerations)
     if workload.runtime_class_name:
         pod["runtimeClassName"] = workload.runtime_class_name
-    pod["containers"] = [_container(workload), *workload.sidecars]
+    main = _worker_container(workload) if worker else _container(workload)
+    pod["containers"] = [main, *workload.sidecars]
     if workload.volumes:
         pod["volumes"] = list(workload.volumes)
+    return {"metadata": template_meta, "spec": pod}
+
+
+# The label the LeaderWorkerSet controller puts on each pod of a group: "0" on its leader
+# (lws api/leaderworkerset/v1/leaderworkerset_types.go, WorkerIndexLabelKey).
+WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+
+
+def service_selector(stack: str, name: str, workload: Workload) -> dict[str, str]:
+    """What the workload's Service selects: its pods, or of LeaderWorkerSet groups only the
+    leaders, which serve (the workers only run pipeline stages)."""
+    selector = selector_labels(stack, name)
+    if workload.group is not None:
+        selector[WORKER_INDEX_LABEL] = "0"
+    return selector
+
+
+def pod_templates(obj: K8s) -> list[tuple[K8s, int]]:
+    """The pod templates of a workload object, each with the pods it makes at most per
+    replica: a Deployment's or StatefulSet's one, a LeaderWorkerSet's leader (1 a group)
+    and worker (size - 1 a group); [] for any other object."""
+    spec = obj.get("spec") or {}
+    kind = obj.get("kind")
+    if kind in ("Deployment", "StatefulSet") and "template" in spec:
+        return [(spec["template"], 1)]
+    if kind == "LeaderWorkerSet":
+        group = spec.get("leaderWorkerTemplate") or {}
+        size = int(group.get("size", 1))
+        found = [(group["leaderTemplate"], 1)] if "leaderTemplate" in group else []
+        if "workerTemplate" in group and size > 1:
+            found.append((group["workerTemplate"], size - 1))
+        return found
+    return []
+
+
+def _leader_worker_set(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
+    """Each replica a group of `group.size` pods: RecreateGroupOnPodRestart (one failed pod
+    restarts the group: a pipeline misses a stage otherwise) and LeaderCreated: the workers
+    start with the leader, because the leader is ready only once they have joined its Ray
+    cluster and vLLM serves (LeaderReady would wait for that forever)."""
+    assert workload.group is not None
+    full = fullname(stack, name)
+    spec: K8s = {}
+    if workload.autoscaling is None:
+        spec["replicas"] = workload.replicas
+    spec |= {
+        "startupPolicy": "LeaderCreated",
+        "rolloutStrategy": workload.group.rollout_strategy,
+        "leaderWorkerTemplate": {
+            "size": workload.group.size,
+            "restartPolicy": "RecreateGroupOnPodRestart",
+            "leaderTemplate": _pod_template(stack, name, workload),
+            "workerTemplate": _pod_template(stack, name, workload, worker=True),
+        },
+    }
+    return {"apiVersion": LWS_API_VERSION, "kind": "LeaderWorkerSet",
+            "metadata": _metadata(full, namespace, labels(stack, name, workload.component)),
+            "spec": spec}
+
+
+def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8s:
+    if workload.group is not None:
+        return _leader_worker_set(stack, namespace, name, workload)
+    full = fullname(stack, name)
+    own_labels = labels(stack, name, workload.component)
     spec: K8s = {}
     if workload.autoscaling is None:
         # With an autoscaler the count is its own: absent here, neither Argo CD nor Flux
@@ -380,7 +472,7 @@ def _deployment(stack: str, namespace: str, name: str, workload: Workload) -> K8
     spec |= {
         "revisionHistoryLimit": 3,
         "selector": {"matchLabels": selector_labels(stack, name)},
-        "template": {"metadata": template_meta, "spec": pod},
+        "template": _pod_template(stack, name, workload),
     }
     if kind == "Deployment":
         # Never Progressing=False (Argo CD Degraded, Flux failed) during a normal model load.
@@ -414,7 +506,8 @@ def keda_query(metric: str, namespace: str, service: str) -> str:
 
 def _autoscaler(full: str, namespace: str, own_labels: dict[str, str],
                 scaling: Autoscaler, kind: str) -> K8s:
-    target = {"apiVersion": "apps/v1", "kind": kind, "name": full}
+    api_version = LWS_API_VERSION if kind == "LeaderWorkerSet" else "apps/v1"
+    target = {"apiVersion": api_version, "kind": kind, "name": full}
     if scaling.kind == "hpa":
         return {
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",

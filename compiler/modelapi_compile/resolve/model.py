@@ -138,6 +138,17 @@ class Exposure(Values):
     annotations: dict[str, str] = Field(default_factory=dict, description="annotations")
 
 
+class Group(Values):
+    """A replica that spans several nodes: a LeaderWorkerSet whose groups are a leader (the
+    workload's own container, probes and Service) and `size - 1` workers."""
+
+    size: int = Field(description="pods per group, one per node (leaderWorkerTemplate.size)")
+    worker_command: list[str] = Field(description="command of the workers' container")
+    worker_args: list[str] = Field(default_factory=list,
+                                   description="arguments of the workers' container")
+    rollout_strategy: K8s = Field(description="the LeaderWorkerSet's rolloutStrategy")
+
+
 class Workload(Values):
     """One Deployment with its Service, ServiceAccount and optional satellites."""
 
@@ -199,6 +210,12 @@ class Workload(Values):
     pod_labels: dict[str, str] = Field(default_factory=dict, description="extra pod labels")
     service_account_annotations: dict[str, str] = Field(
         default_factory=dict, description="annotations of the ServiceAccount (workload identity)")
+    served_at: str | None = Field(
+        None, description="the base URL its callers use when it is not its Service's: "
+        "the Gateway path of its InferencePool")
+    group: Group | None = Field(
+        None, description="a LeaderWorkerSet instead of a Deployment: each replica a group "
+        "of pods on several nodes")
 
 
 class Monitoring(Values):
@@ -246,6 +263,10 @@ class ChartValues(Values):
     workloads: dict[str, Workload] = Field(
         default_factory=dict, description="one Deployment each, keyed by spec name"
     )
+    objects: list[K8s] = Field(
+        default_factory=list,
+        description="objects the compiler builds whole (an InferencePool, its endpoint picker "
+        "and HTTPRoute); the chart only sets their namespace")
 
 
 class Endpoint(BaseModel):
@@ -257,6 +278,9 @@ class Endpoint(BaseModel):
     api_key_secret: tuple[str, str] | None = None  # (secret name, key)
     workload: str | None = None  # the in-cluster workload serving it; None for external
     port: int | None = None
+    # Through a Gateway (an InferencePool): the namespace of its proxy pods, which the
+    # callers reach instead of the workload's pods.
+    gateway_namespace: str | None = None
 
 
 class BackingService(BaseModel):

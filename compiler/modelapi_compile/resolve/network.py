@@ -113,7 +113,14 @@ def edge_policies(stack: ModelStack, graph: _Graph, endpoints: dict[str, Endpoin
     for target in sorted(graph.clients):
         endpoint = endpoints[target]
         callers = {"matchLabels": {STACK_LABEL: prefix, calls_label(target): "true"}}
-        if endpoint.workload:
+        egress: K8s
+        if endpoint.gateway_namespace:
+            # The callers reach the Gateway's proxies, which reach the pods (`pool-<api>`).
+            # Any port: a Gateway's Service port is often not its pods' (Envoy Gateway
+            # listens on 10080 for port 80), and policies see the pods' ports.
+            egress = {"to": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": endpoint.gateway_namespace}}}]}
+        elif endpoint.workload:
             policies[f"to-{target}"] = {
                 "podSelector": {"matchLabels": selector_labels(prefix, endpoint.workload)},
                 "policyTypes": ["Ingress"],
@@ -145,8 +152,8 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
     """The rules only this workload needs, beyond the stack's edge policies: a LiteLLM
     proxy's routes to raw URLs (which may be anywhere: no private range excepted), and where
     a model server fetches its weights (which depends on each one's model source), and a
-    proxy's exposure and service dependencies (database, Redis)."""
-    del stack
+    proxy's exposure and service dependencies (database, Redis), and the traffic inside a
+    LeaderWorkerSet group."""
     ingress: list[K8s] = []
     egress: list[K8s] = []
     external_ports: set[tuple[int, bool]] = set()
@@ -161,6 +168,13 @@ def _network_rules(name: str, stack: ModelStack, graph: _Graph,
     if api and api.vllm:
         external_ports |= _vllm_downloads(api.vllm)
         egress += _workload_identity_egress(api.vllm)
+        if api.vllm.nodes > 1:
+            # The pods of a group talk on ports Ray and NCCL choose at run time (the Ray
+            # head's 6379, then object manager, worker and collective ports): any port, but
+            # only between the model's own pods.
+            group = [_pod_peer(stack.metadata.name, name)]
+            ingress.append({"from": group})
+            egress.append({"to": group})
     if api and api.litellm:
         ingress += _exposure_ingress(api.litellm, own_port)
         egress += _litellm_service_egress(api.litellm)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .model import Workload
 
@@ -121,17 +122,24 @@ def _gpus(workload: Workload) -> tuple[int, str]:
 
 def served_model(stack: str, name: str, workload: Workload, port: int) -> ServedModel:
     fullname = f"{stack}-{name}"
-    kind = "StatefulSet" if workload.persistence and workload.persistence.per_replica \
-        else "Deployment"
-    # Deployment pods: <name>-<template hash>-<5 chars>; StatefulSet pods: <name>-<ordinal>.
-    suffix = "[0-9]+" if kind == "StatefulSet" else "[a-z0-9]+-[a-z0-9]{5}"
+    # A LeaderWorkerSet runs its leaders as a StatefulSet of its own name (one pod a group),
+    # and each group's workers as a StatefulSet <name>-<group>.
+    kind = "StatefulSet" if (workload.persistence and workload.persistence.per_replica) \
+        or workload.group else "Deployment"
+    # Deployment pods: <name>-<template hash>-<5 chars>; StatefulSet pods: <name>-<ordinal>;
+    # LeaderWorkerSet pods: <name>-<group> (leaders), <name>-<group>-<index> (workers).
+    suffix = "[a-z0-9]+-[a-z0-9]{5}"
+    if kind == "StatefulSet":
+        suffix = "[0-9]+(-[0-9]+)?" if workload.group else "[0-9]+"
     gpus, resource = _gpus(workload)
     scaling = workload.autoscaling
     keda = scaling is not None and scaling.kind == "keda"
     return ServedModel(
         name=name, fullname=fullname, replicas=REPLICAS[kind],
         pod_pattern=f"{fullname}-{suffix}",
-        api_base=f"http://{fullname}:{port}/.*",
+        # behind a Gateway: its path for this model, which no other model shares
+        api_base=(f".*{urlsplit(workload.served_at).path}/.*" if workload.served_at
+                  else f"http://{fullname}:{port}/.*"),
         gpus=gpus, gpu_resource=resource,
         startup_seconds=workload.progress_deadline_seconds,
         queue_target=scaling.threshold if keda and scaling else None,

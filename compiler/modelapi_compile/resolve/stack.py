@@ -20,6 +20,7 @@ from ..spec.model import ModelStack
 from ..spec.validate import EnvironmentSpec, ValidatedSpec
 from . import lifecycle, pod_contract, pod_security, vllm
 from . import workloads as w
+from .inference_pool import PICKER_IMAGE, pool_objects, pool_policies, pool_url, proxy_namespace
 from .model import (
     BackingService,
     ChartValues,
@@ -36,7 +37,7 @@ from .model import (
     overlay_folders,
     selector_labels,
 )
-from .network import _graph, _network_rules, dns_peers, edge_policies
+from .network import _graph, _network_rules, _scraper_peer, dns_peers, edge_policies
 from .pod_options import longest_request
 
 
@@ -57,7 +58,7 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     stack = env.stack
     spec = stack.spec
     prefix = stack.metadata.name
-    endpoints = {api.name: _endpoint(prefix, api) for api in spec.model_apis}
+    endpoints = {api.name: _endpoint(prefix, api, env.namespace) for api in spec.model_apis}
     graph = _graph(stack)
     workloads = {}
     for api in spec.model_apis:
@@ -78,6 +79,9 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
                                  startup_budget=workload.progress_deadline_seconds,
                                  startup_seconds=duration_seconds(api.vllm.startup_timeout))
                           if scaling else None)
+            if api.vllm.inference_pool is not None:
+                workload = workload.model_copy(update={
+                    "served_at": endpoints[api.name].url.removesuffix("/v1")})
             workloads[api.name] = lifecycle.with_disruption(
                 lifecycle.with_pod_options(workload, api.vllm, selector, cluster, autoscaler),
                 api.vllm, api.vllm.gpu.count, karpenter)
@@ -113,16 +117,28 @@ def _resolve_environment(env: EnvironmentSpec) -> ResolvedStack:
     for client, targets in graph.targets.items():
         workloads[client] = workloads[client].model_copy(
             update={"edge_labels": {calls_label(t): "true" for t in targets}})
+    objects: list[K8s] = []
+    policies = edge_policies(stack, graph, endpoints, workloads)
+    for api in spec.model_apis:
+        pool = api.vllm.inference_pool if api.vllm else None
+        if pool is None:
+            continue
+        objects += pool_objects(prefix, api.name, pool, env.namespace,
+                                _cluster(stack, None).image(PICKER_IMAGE),
+                                longest_request(spec, api))
+        policies |= pool_policies(prefix, api.name, pool, _scraper_peer(stack)
+                                  if spec.monitoring.enabled else None)
     values = ChartValues(
         stack=prefix,
         network_policy=spec.cluster.network_policies,
         shared_namespace=env.shared_namespace,
         dns_peers=dns_peers(spec.cluster.dns_servers),
-        network_policies=edge_policies(stack, graph, endpoints, workloads),
+        network_policies=dict(sorted(policies.items())),
         monitoring=monitoring_values(prefix, env.namespace, spec.monitoring, workloads,
                                      pod_contract.VLLM_PORT),
         external_secrets=_external_secrets(stack, workloads),
         workloads=dict(sorted(workloads.items())),
+        objects=objects,
     )
     return ResolvedStack(name=prefix, environment=env.name, namespace=env.namespace,
                          kubernetes_version=spec.kubernetes_version,
@@ -189,7 +205,7 @@ def _external_secrets(stack: ModelStack, workloads: dict[str, Workload]) -> Exte
         secrets={name: sorted(found) for name, found in sorted(keys.items())})
 
 
-def _endpoint(prefix: str, api: ModelAPI) -> Endpoint:
+def _endpoint(prefix: str, api: ModelAPI, namespace: str) -> Endpoint:
     fullname = f"{prefix}-{api.name}"
     if api.external:
         secret = api.external.api_key_secret
@@ -197,9 +213,14 @@ def _endpoint(prefix: str, api: ModelAPI) -> Endpoint:
                         api_key_secret=(secret.name, secret.key) if secret else None)
     if api.vllm:
         secret = api.vllm.api_key_secret
+        key = (secret.name, secret.key) if secret else None
+        pool = api.vllm.inference_pool
+        if pool is not None:
+            return Endpoint(url=pool_url(pool, namespace, fullname), workload=api.name,
+                            port=pod_contract.VLLM_PORT, api_key_secret=key,
+                            gateway_namespace=proxy_namespace(pool))
         return Endpoint(url=f"http://{fullname}:{pod_contract.VLLM_PORT}/v1", workload=api.name,
-                        port=pod_contract.VLLM_PORT,
-                        api_key_secret=(secret.name, secret.key) if secret else None)
+                        port=pod_contract.VLLM_PORT, api_key_secret=key)
     if api.ollama:
         return Endpoint(url=f"http://{fullname}:{pod_contract.OLLAMA_PORT}/v1", workload=api.name,
                         port=pod_contract.OLLAMA_PORT)

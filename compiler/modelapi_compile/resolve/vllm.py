@@ -9,6 +9,7 @@ from ..spec.backends import Vllm
 from ..spec.fields import duration_seconds
 from .lifecycle import with_deadline
 from .model import (
+    Group,
     K8s,
     NetworkRules,
     Persistence,
@@ -157,14 +158,66 @@ def vllm_user(vllm: Vllm) -> PodUser:
                    [home_mount, tmp_mount])
 
 
+# The multi-node launch vLLM v0.11.0 documents: Ray, started by the script its image ships
+# (examples/online_serving/multi-node-serving.sh, copied to /vllm-workspace/examples). The
+# leader starts the Ray head and waits until the whole group has joined, then serves with
+# the Ray executor; each worker joins the head at LWS_LEADER_ADDRESS, which the
+# LeaderWorkerSet controller sets in every pod of a group. (vLLM's own --nnodes/--node-rank
+# launch without Ray came later, with vllm-project/vllm#23691.)
+MULTI_NODE_SCRIPT = "/vllm-workspace/examples/online_serving/multi-node-serving.sh"
+RAY_PORT = 6379
+# $0 is the startup budget in seconds, the variables a number and a host name: no quotes.
+LEADER_SCRIPT = f"""\
+script={MULTI_NODE_SCRIPT}
+bash "$script" leader --ray_port={RAY_PORT} \\
+  --ray_cluster_size=$LWS_GROUP_SIZE --ray_init_timeout=$0 &&
+  exec vllm serve "$@"
+"""
+WORKER_SCRIPT = f"""\
+script={MULTI_NODE_SCRIPT}
+exec bash "$script" worker --ray_port={RAY_PORT} \\
+  --ray_address=$LWS_LEADER_ADDRESS --ray_init_timeout=$0
+"""
+
+
+def group_rollout(strategy: K8s) -> K8s:
+    """The LeaderWorkerSet's rolloutStrategy for a Deployment strategy: whole groups, as many
+    spare groups as spare replicas, and one group down at a time when there is no room."""
+    rolling = strategy.get("rollingUpdate", {"maxSurge": 0, "maxUnavailable": 1})
+    return {"type": "RollingUpdate", "rollingUpdateConfiguration": {
+        "maxSurge": rolling["maxSurge"], "maxUnavailable": rolling["maxUnavailable"]}}
+
+
+def with_group(workload: Workload, vllm: Vllm) -> Workload:
+    """`workload` as the leader of LeaderWorkerSet groups of `vllm.nodes` pods: the leader
+    serves with tensor parallel = gpu.count (per node) and pipeline parallel = nodes."""
+    if vllm.nodes <= 1:
+        return workload
+    budget = str(max(1, duration_seconds(vllm.startup_timeout)))
+    args = [*vllm_args(vllm), "--pipeline-parallel-size", str(vllm.nodes),
+            "--distributed-executor-backend", "ray"]
+    return workload.model_copy(update={
+        "command": ["/bin/sh", "-c", LEADER_SCRIPT, budget],
+        "args": args,
+        "group": Group(size=vllm.nodes, worker_command=["/bin/sh", "-c", WORKER_SCRIPT, budget],
+                       rollout_strategy=group_rollout(workload.strategy)),
+    })
+
+
 def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
                   network: NetworkRules, metrics: bool) -> Workload:
     gpu_mode = vllm.gpu.count > 0
     selector, tolerations, extended = gpu_scheduling(vllm.gpu, cluster)
     cache, cache_mount, persistence = vllm_cache(fullname, vllm, cluster)
+    if vllm.nodes > 1 and vllm.cache.access_mode != "ReadWriteMany":
+        # The pods of a group run on different nodes: a claim one node mounts cannot be
+        # theirs, so each pod caches the model on its own node, up to cache.size.
+        cache, cache_mount = empty_dir("model-cache", "/models", size=str(vllm.cache.size))
+        persistence = None
     most = max(vllm.replicas, vllm.autoscaling.max_replicas if vllm.autoscaling else 0)
     # a claim only one node (or pod) can mount: one pod at a time
-    single_writer = claimed_cache(vllm) and vllm.cache.access_mode != "ReadWriteMany"
+    single_writer = (claimed_cache(vllm) and vllm.cache.access_mode != "ReadWriteMany"
+                     and vllm.nodes == 1)
     per_replica = persistence is not None and single_writer and most > 1
     volumes = [cache]
     if per_replica:
@@ -228,7 +281,7 @@ def vllm_workload(fullname: str, vllm: Vllm, cluster: Cluster,
             (vllm.object_storage.service_account_annotations if vllm.object_storage
              else {}).items())),
     )
-    return with_deadline(workload, None)
+    return with_group(with_deadline(workload, None), vllm)
 
 
 def vllm_cache(fullname: str, vllm: Vllm, cluster: Cluster

@@ -116,6 +116,29 @@ class Engine(Model):
 MODEL_SCHEMES = ("pvc", "s3", "gs")
 
 
+class PoolGateway(Model):
+    """The Gateway (Gateway API Inference Extension) in front of an InferencePool."""
+
+    name: Name = Field(description="the Gateway the HTTPRoute attaches to")
+    namespace: Name = Field(description="the Gateway's namespace")
+    url: Url = Field(description="what LiteLLM calls: the Gateway's in-cluster address, "
+                     "e.g. http://inference-gw.gateway-system.svc.cluster.local")
+    section_name: Name | None = Field(None, description="listener of the Gateway")
+
+
+class InferencePool(Model):
+    """Replicas behind the Gateway API Inference Extension (pool, picker, HTTPRoute).
+
+    An InferencePool over the model's pods, its endpoint picker (which chooses a replica by
+    queue depth and KV-cache use) and an HTTPRoute from the Gateway to the pool."""
+
+    gateway: PoolGateway
+    from_namespace: Name | None = Field(
+        None, description="namespace of the Gateway's proxy pods, which the NetworkPolicies "
+        "admit to the model and its picker; null: the Gateway's namespace (Envoy Gateway "
+        "runs them in envoy-gateway-system by default)")
+
+
 class LoraAdapter(Model):
     """A LoRA adapter vLLM serves next to its base model, under its own model name."""
 
@@ -184,6 +207,13 @@ class Vllm(PodOptions):
         None, description="karpenter.sh/do-not-disrupt on the pods: Karpenter never "
         "consolidates or expires their node while they run; null: on for a single replica "
         "with GPUs under cluster.gpuNodeLabels: karpenter; false to let Karpenter move it")
+    nodes: Annotated[int, Field(ge=1, le=32)] = Field(
+        1, description="nodes one replica spans: above 1, a LeaderWorkerSet group of a leader "
+        "and nodes-1 workers, gpu.count GPUs each; tensor parallel = gpu.count, pipeline "
+        "parallel = nodes")
+    inference_pool: InferencePool | None = Field(
+        None, description="serve the replicas through the Gateway API Inference Extension: "
+        "InferencePool, endpoint picker and HTTPRoute; LiteLLM then calls gateway.url")
 
     @property
     def served_name(self) -> str:

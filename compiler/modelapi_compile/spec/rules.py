@@ -116,6 +116,7 @@ def _cross_reference_problems(stack: ModelStack, positions: Positions,
                                              ("spec", "modelAPIs", i, api.kind, "gpu"), positions)
         if api.vllm:
             yield from _shared_claim_problems(api, ("spec", "modelAPIs", i, "vllm"), positions)
+            yield from _group_problems(api, ("spec", "modelAPIs", i, "vllm"), positions)
         if api.litellm:
             yield from _litellm_problems(api, ("spec", "modelAPIs", i, "litellm"), apis,
                                          positions, spec.cluster.network_policies, unknown,
@@ -186,6 +187,35 @@ def _shared_claim_problems(api: ModelAPI, at: Path, positions: Positions
         f"which is {cache.access_mode}: replicas on other nodes never start (Multi-Attach)",
         "use a ReadWriteMany claim (and cache.accessMode: ReadWriteMany), or drop "
         "cache.existingClaim for a claim per replica, or run 1 replica")
+
+
+def _group_problems(api: ModelAPI, at: Path, positions: Positions) -> Iterator[Problem]:
+    """A replica on several nodes (a LeaderWorkerSet group) splits the model over GPUs, and
+    its pods sit on different nodes: they cannot share a claim only one node mounts."""
+    assert api.vllm
+    vllm = api.vllm
+    if vllm.nodes <= 1:
+        return
+    if vllm.gpu.count == 0:
+        yield positions.problem((*at, "nodes"),
+                                f"nodes: {vllm.nodes} splits the model over the GPUs of "
+                                "several nodes, but gpu.count is 0",
+                                "set gpu.count to the GPUs of one node (8 on an 8-GPU node), "
+                                "or nodes: 1 for CPU mode")
+    if vllm.inference_pool is not None:
+        yield positions.problem((*at, "inferencePool"),
+                                "an InferencePool of multi-node groups is not supported: its "
+                                "endpoint picker would pick worker pods that serve nothing",
+                                "remove inferencePool, or serve the model on one node "
+                                "(nodes: 1)")
+    cache = vllm.cache
+    if cache.existing_claim is not None and cache.access_mode != "ReadWriteMany":
+        yield positions.problem(
+            (*at, "cache", "existingClaim"),
+            f"the {vllm.nodes} pods of a group run on {vllm.nodes} nodes and cannot share "
+            f"the {cache.access_mode} claim '{cache.existing_claim}' (Multi-Attach)",
+            "use a ReadWriteMany claim (and cache.accessMode: ReadWriteMany), or drop "
+            "cache.existingClaim: each pod of the group then caches the model on its own node")
 
 
 def _unique_names(field: str, names: list[str], positions: Positions) -> Iterator[Problem]:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..emit.manifests import pod_templates
 from ..problems import Problem, SpecError, format_path
 from ..resolve.limits import object_problems
 from ..resolve.model import K8s, ResolvedStack
@@ -102,6 +103,12 @@ def _schema_problems(env: str, objects: list[K8s], catalog: SchemaCatalog,
         except SchemaNotFound as error:
             yield Problem(validated.file, line, column, _describe(env, obj), str(error))
             continue
+        if obj.get("kind") == "LeaderWorkerSet":
+            # Its CRD leaves the pod templates open: check them as core PodTemplates.
+            for template, _ in pod_templates(obj):
+                found = [*found, *catalog.check({"apiVersion": "v1", "kind": "PodTemplate",
+                                                 "metadata": {"name": "template"},
+                                                 "template": template})]
         for problem in found:
             yield Problem(validated.file, line, column,
                           f"{_describe(env, obj)}: {problem.path}",
@@ -123,13 +130,11 @@ def _policy_problems(env: str, objects: list[K8s], validated: ValidatedSpec,
             yield Problem(validated.file, line, column, _describe(env, obj),
                           f"the API server would refuse it: {message}",
                           f"make the values of {declared} smaller")
-        if obj.get("kind") not in ("Deployment", "StatefulSet"):
-            continue
-        template = obj["spec"]["template"]
-        for message in violations(template["spec"], exempt):
-            yield Problem(validated.file, line, column, _describe(env, obj),
-                          f"violates the restricted Pod Security Standard: {message}",
-                          f"check the values of {declared}")
+        for template, _ in pod_templates(obj):
+            for message in violations(template["spec"], exempt):
+                yield Problem(validated.file, line, column, _describe(env, obj),
+                              f"violates the restricted Pod Security Standard: {message}",
+                              f"check the values of {declared}")
 
 
 def origin_of(obj: K8s, validated: ValidatedSpec) -> tuple[int, int, str]:

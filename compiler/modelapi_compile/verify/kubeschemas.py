@@ -264,7 +264,7 @@ class SchemaCatalog:
         self.strict = strict
         root = project_schema_root()
         self.locations = (*locations, root / "gitops", root / "monitoring", root / "secrets",
-                          root / "autoscaling", root / "networking")
+                          root / "autoscaling", root / "networking", root / "workloads")
         self.crds = crds or {}
         self._compiled: dict[tuple[str, str], CompiledSchema] = {}
 

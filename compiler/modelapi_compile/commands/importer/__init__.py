@@ -41,6 +41,9 @@ How a LiteLLM route (`litellm_params.model` = `<provider>/<model>`, `api_base`) 
   vLLM's Hugging Face id is not in a LiteLLM config, so `vllm.model` is `m` (right when the
   server was started with the Hugging Face id, which is also vLLM's default served name);
   the header comment asks to check it.
+  An api_base on an in-cluster Gateway under a model's path,
+  `http://<gateway>.<namespace>.svc.../<namespace>/<stack>-<model>/v1` (the InferencePool
+  route this compiler writes), becomes that vLLM modelAPI with `inferencePool.gateway`.
 - the same providers at any other address stay outside the cluster: a raw `url` + `provider`.
 - `openai/m` with a public api_base becomes an `external` modelAPI (url = api_base); with an
   in-cluster one a raw url (an `external` modelAPI may only reach public addresses). Other

@@ -20,6 +20,7 @@ from .documents import (
     _Doc,
     _get,
     _Import,
+    _is_label,
     _known_fields,
     _scan_secrets,
     _secret_ref,
@@ -157,7 +158,15 @@ def _server_route(state: _Import, doc: _Doc, at: Path, provider: str, model_id: 
         state.note(doc, at, f"converted: the route to {base} uses the Hosted ModelAPI "
                    f"'{declared}', which serves {model_id}")
     if kind == "vllm":
-        name = _vllm_server(state, doc, at, host, model_id, secret)
+        pool = _pool_gateway(base)
+        # behind a Gateway: the model's own path segment (<stack>-<model>) names the server
+        server = [p for p in urlsplit(base).path.split("/") if p][1] if pool else host
+        name = _vllm_server(state, doc, at, server, model_id, secret)
+        if pool is not None and "inferencePool" not in state.apis[name]["vllm"]:
+            state.apis[name]["vllm"]["inferencePool"] = {"gateway": pool}
+            state.note(doc, at, f"modelAPI '{name}': {base} is a model's path on the Gateway "
+                       f"{pool['namespace']}/{pool['name']} (an InferencePool): kept behind "
+                       "it as vllm.inferencePool; check fromNamespace, where its proxy pods run")
     else:
         name = _ollama_server(state, doc, at, host, model_id, secret)
     if declared is None:
@@ -239,6 +248,22 @@ def _external(state: _Import, url: str, provider: str, model_id: str,
     if model_id not in models:
         models.append(model_id)
     return name
+
+
+def _pool_gateway(url: str) -> dict[str, str] | None:
+    """The Gateway of an api_base shaped like an InferencePool route this compiler writes,
+    http://<gateway>.<namespace>.svc[.cluster.local]/<namespace>/<stack>-<model>/v1, as
+    vllm.inferencePool.gateway; None for any other URL."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    labels = host.split(".")
+    segments = [p for p in parts.path.split("/") if p]
+    if len(labels) < 3 or labels[2] != "svc" or len(segments) != 3 or segments[2] != "v1":
+        return None
+    if not all(_is_label(text) for text in (labels[0], labels[1], *segments[:2])):
+        return None
+    return {"name": labels[0], "namespace": labels[1],
+            "url": f"{parts.scheme}://{parts.netloc}"}
 
 
 def _in_cluster_host(url: str) -> str | None:
