@@ -100,3 +100,16 @@ def test_no_module_is_far_past_600_lines() -> None:
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_every_subpackage_is_in_the_distribution() -> None:
+    """A plain (non-editable) install ships only the packages pyproject.toml lists."""
+    import re
+
+    text = (REPO / "pyproject.toml").read_text()  # tomllib only from Python 3.11
+    block = re.search(r"^packages = \[([^\]]*)\]", text, re.M)
+    assert block
+    listed = set(re.findall(r'"([\w.]+)"', block.group(1)))
+    assert "modelapi_compile.schemas" in listed
+    folders = {_module(init) for init in PACKAGE.rglob("__init__.py")}
+    assert folders - listed == set()
