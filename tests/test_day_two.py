@@ -450,3 +450,35 @@ def test_each_new_refusal_says_what_to_change_and_is_in_the_changelog(
                     rf"{re.escape(fix)}", errors[0]), errors[0]
     changelog = (REPO / "docs" / "changelog.md").read_text()
     assert f"- **{rule}**" in changelog
+
+
+# --- 1 immutable fields: the refusal and its escape, as a user meets them -----------------------
+
+
+def test_an_immutable_change_is_refused_at_its_line_until_accepted(tmp_path: Path) -> None:
+    """A replicated model's claim template (StatefulSet volumeClaimTemplates) cannot change on
+    the cluster: the next build into the folder refuses the new size at the modelAPI's line,
+    with the kubectl steps; --accept-immutable-changes, once they are done, lets it through,
+    and the folder then holds the new size."""
+    text = EXAMPLE.read_text()
+    assert "cache: {size: 50Gi" in text and "      replicas: 1\n" in text
+    spec = tmp_path / "stack.yaml"
+    spec.write_text(text.replace("      replicas: 1\n", "      replicas: 2\n", 1))
+    out = tmp_path / "out"
+    first = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out)])
+    assert first.exit_code == 0, first.output
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    spec.write_text(spec.read_text().replace("cache: {size: 50Gi", "cache: {size: 80Gi"))
+    refused = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out)])
+    assert refused.exit_code == 1
+    line = next(i for i, row in enumerate(spec.read_text().splitlines(), 1)
+                if "- name: vllm-hosted" in row)
+    assert f"{spec}:{line}:" in refused.output
+    assert "cannot change in place" in refused.output and "kubectl" in refused.output
+    assert refused.output.count("cannot change in place") == len(
+        re.findall(r"^\s*- name: (dev|prod)$", text, re.M))  # once per environment
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    accepted = CliRunner().invoke(cli, ["build", "-f", str(spec), "-o", str(out),
+                                        "--accept-immutable-changes"])
+    assert accepted.exit_code == 0, accepted.output
+    assert any("80Gi" in p.read_text() for p in (out / "overlays").rglob("statefulset-*"))
