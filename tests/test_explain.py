@@ -200,3 +200,14 @@ def test_replicas_name_the_autoscaler_that_owns_them() -> None:
 def test_fields_about_something_else_show_no_deployment() -> None:
     text = render_explanation(explain(EXAMPLE, "dev", "spec.modelAPIs[vllm-hosted].vllm.gpu.count"))
     assert "deployed:" not in text
+
+
+def test_multi_node_groups_and_inference_pools_are_explained() -> None:
+    frontier = str(CASES / "valid" / "frontier-serving.yaml")
+    nodes = render_explanation(explain(frontier, "prod", "spec.modelAPIs[deepseek].vllm.nodes"))
+    assert nodes.startswith("spec.modelAPIs[deepseek].vllm.nodes (prod): 2\n")
+    assert "frontier-serving.yaml:19:16" in nodes
+    url = "spec.modelAPIs[llama8b].vllm.inferencePool.gateway.url"
+    pool = render_explanation(explain(frontier, "prod", url))
+    assert "http://inference-gw.gateway-system.svc.cluster.local" in pool
+    assert "frontier-serving.yaml:33:" in pool
